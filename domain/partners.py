@@ -1,0 +1,108 @@
+"""What crosses the boundary between journeys and partners: requests, results, events.
+
+Our own small models; FHIR / Twilio / SendGrid shapes exist only inside adapters/.
+Every request carries `journey_ref` (the workflow id: pseudonymous) so partners can
+echo it back in callbacks, and an `idempotency_key` derived from workflow id + step id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class PartnerRequest(BaseModel):
+    journey_ref: str = Field(description="Workflow id; pseudonymous, echoed back in callbacks.")
+    patient_ref: str = Field(description="Pseudonymous patient id.")
+    program: str
+    idempotency_key: str
+
+
+class BenefitsRequest(PartnerRequest):
+    drug_code: str = Field(description="NDC or program product code.")
+
+
+class BenefitsResult(BaseModel):
+    coverage_active: bool
+    pa_required: bool
+    out_of_pocket: float | None = None
+
+
+class PriorAuthRequest(PartnerRequest):
+    drug_code: str
+    appeal_of: str | None = Field(None, description="PA number being appealed, if an appeal.")
+
+
+PaOutcome = Literal["approved", "denied", "pended"]
+
+
+class PriorAuthResult(BaseModel):
+    pa_number: str
+    outcome: PaOutcome
+    review_action_code: str = Field(description="X12 306: A1 certified, A3 not, A4 pended.")
+
+
+class PharmacyReferralRequest(PartnerRequest):
+    drug_code: str
+    days_supply: int
+
+
+class PharmacyReferralResult(BaseModel):
+    rx_id: str
+
+
+class ConsentRequest(PartnerRequest):
+    documents: list[str] = Field(default_factory=lambda: ["hipaa_authorization", "program_terms"])
+
+
+class ConsentRequestResult(BaseModel):
+    request_id: str
+
+
+class SmsRequest(PartnerRequest):
+    to: str
+    body: str
+    status_callback: str
+
+
+class SmsResult(BaseModel):
+    message_sid: str
+    status: str
+
+
+class EmailRequest(PartnerRequest):
+    to: str
+    subject: str
+    body: str
+
+
+class EmailResult(BaseModel):
+    message_id: str
+
+
+EventType = Literal[
+    "consent.signed",
+    "consent.declined",
+    "pa.decided",
+    "pharmacy.filled",
+    "pharmacy.shipped",
+    "pharmacy.delivered",
+    "sms.status",
+    "sms.reply",
+    "email.event",
+    "task.completed",
+    "operator.note",
+]
+
+
+class PartnerEvent(BaseModel):
+    """A callback, normalised: what the receiver signals to the journey."""
+
+    event_id: str = Field(description="Partner's event id; journeys deduplicate on it.")
+    type: str
+    correlation_key: str = Field(description="PA number, Rx id, consent request id, message id.")
+    journey_ref: str | None = Field(None, description="Workflow id, when the partner echoed it.")
+    occurred_at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)

