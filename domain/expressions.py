@@ -1,0 +1,165 @@
+"""A small, safe expression language for template branches and computed times.
+
+Parsed with `ast` and evaluated by walking a whitelist of node types: names and
+attribute/item access over the journey context, literals, comparisons, boolean
+logic, arithmetic, and a few pure functions. No `eval`, no calls but the ones
+below, no dunder access. Deterministic, so it is safe inside workflow code.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+
+class ExpressionError(ValueError):
+    pass
+
+
+def _at(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ExpressionError(f"at(): not an ISO date-time: {value!r}") from exc
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "days": lambda n: timedelta(days=float(n)),
+    "hours": lambda n: timedelta(hours=float(n)),
+    "minutes": lambda n: timedelta(minutes=float(n)),
+    "at": _at,
+    "len": len,
+    "min": min,
+    "max": max,
+}
+
+_BINARY: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Mod: operator.mod,
+}
+_COMPARE: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+_MISSING = object()
+
+
+def parse(source: str) -> ast.expr:
+    """Parse and check an expression; raises ExpressionError naming what is not allowed."""
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"syntax error in {source!r}: {exc.msg}") from exc
+    for node in ast.walk(tree):
+        _check_node(node)
+    return tree.body
+
+
+def _check_node(node: ast.AST) -> None:
+    allowed = (
+        ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub,
+        ast.BinOp, ast.Compare, ast.Name, ast.Load, ast.Attribute, ast.Subscript,
+        ast.Constant, ast.Call, ast.List, ast.Tuple, ast.IfExp,
+        *_BINARY, *_COMPARE,
+    )  # fmt: skip
+    if not isinstance(node, allowed):
+        raise ExpressionError(f"{type(node).__name__} is not allowed in expressions")
+    if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+        raise ExpressionError(f"attribute {node.attr!r} is not allowed")
+    if isinstance(node, ast.Call) and not (
+        isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS and not node.keywords
+    ):
+        raise ExpressionError(
+            f"only these functions may be called: {', '.join(sorted(FUNCTIONS))}"
+        )
+
+
+def names(source: str) -> set[str]:
+    """Top-level context names an expression reads (for load-time checks)."""
+    tree = parse(source)
+    called = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call)}  # type: ignore[attr-defined]
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - called - {"None"}
+
+
+def evaluate(source: str, context: Mapping[str, Any]) -> Any:
+    return _eval(parse(source), context, source)
+
+
+def _lookup(container: Any, key: Any) -> Any:
+    if isinstance(container, Mapping):
+        return container.get(key)
+    if isinstance(container, list | tuple) and isinstance(key, int):
+        return container[key] if -len(container) <= key < len(container) else None
+    return None
+
+
+def _eval(node: ast.expr, ctx: Mapping[str, Any], src: str) -> Any:
+    match node:
+        case ast.Constant(value=value):
+            return value
+        case ast.Name(id=name):
+            if name in ("true", "false", "null"):
+                return {"true": True, "false": False, "null": None}[name]
+            return ctx.get(name)
+        case ast.Attribute(value=inner, attr=attr):
+            return _lookup(_eval(inner, ctx, src), attr)
+        case ast.Subscript(value=inner, slice=key):
+            return _lookup(_eval(inner, ctx, src), _eval(key, ctx, src))
+        case ast.BoolOp(op=ast.And(), values=values):
+            result: Any = True
+            for value in values:
+                result = _eval(value, ctx, src)
+                if not result:
+                    return result
+            return result
+        case ast.BoolOp(op=ast.Or(), values=values):
+            result = False
+            for value in values:
+                result = _eval(value, ctx, src)
+                if result:
+                    return result
+            return result
+        case ast.UnaryOp(op=ast.Not(), operand=operand):
+            return not _eval(operand, ctx, src)
+        case ast.UnaryOp(op=ast.USub(), operand=operand):
+            return -_eval(operand, ctx, src)
+        case ast.BinOp(left=left, op=op, right=right):
+            return _apply(_BINARY[type(op)], _eval(left, ctx, src), _eval(right, ctx, src), src)
+        case ast.Compare(left=left, ops=ops, comparators=comparators):
+            current = _eval(left, ctx, src)
+            for op, comparator in zip(ops, comparators, strict=True):
+                other = _eval(comparator, ctx, src)
+                if not _apply(_COMPARE[type(op)], current, other, src):
+                    return False
+                current = other
+            return True
+        case ast.IfExp(test=test, body=body, orelse=orelse):
+            return _eval(body if _eval(test, ctx, src) else orelse, ctx, src)
+        case ast.List(elts=elts) | ast.Tuple(elts=elts):
+            return [_eval(e, ctx, src) for e in elts]
+        case ast.Call(func=ast.Name(id=fn), args=args):
+            return FUNCTIONS[fn](*(_eval(a, ctx, src) for a in args))
+    raise ExpressionError(f"cannot evaluate {ast.dump(node)} in {src!r}")
+
+
+def _apply(fn: Callable[[Any, Any], Any], left: Any, right: Any, src: str) -> Any:
+    try:
+        return fn(left, right)
+    except TypeError as exc:
+        raise ExpressionError(
+            f"{src!r}: cannot combine {type(left).__name__} and {type(right).__name__}"
+        ) from exc
