@@ -1,0 +1,514 @@
+"""Payer adapter: FHIR R4B benefits check and Da Vinci PAS prior authorization.
+
+Wire conventions (the sandbox and any PAS payer see the same):
+
+- Benefits: ``POST {base}/fhir/CoverageEligibilityRequest`` with a
+  CoverageEligibilityRequest (purpose auth-requirements + benefits, the patient as a
+  logical reference ``{system: urn:pitwall:patient-ref, value: patient_ref}``, the drug as
+  an NDC ``item.productOrService``). The CoverageEligibilityResponse answers
+  ``insurance.inforce`` (coverage active), ``insurance.item.authorizationRequired`` (PA
+  required) and a ``copay`` benefit's ``allowedMoney`` (out of pocket).
+- Prior auth: ``POST {base}/fhir/Claim/$submit`` with a PAS request Bundle (Claim,
+  Patient, Coverage). ``Claim.identifier`` carries ``urn:pitwall:journey-ref`` (journey_ref)
+  and ``urn:pitwall:idempotency-key``; the payer echoes Claim identifiers on its
+  ClaimResponse, which is how callbacks find their journey.
+- Appeal (PAS itself has no appeal operation; this is our convention): the same
+  ``Claim/$submit`` with ``Claim.related[0].claim.identifier = {system:
+  urn:pitwall:pa-number, value: <PA number appealed>}`` and relationship ``prior``, and the
+  item's PAS ``extension-certificationType`` set to X12 1322 ``2`` (Appeal - Standard).
+  The payer echoes the certification type on the ClaimResponse item, so a decision
+  notification says whether it decided an appeal.
+- Decision: per item ``adjudication.extension[reviewAction].extension[reviewActionCode]``
+  (X12 306): A1/A2/A6 approved, A3 denied, A4 pended, C (cancelled) denied. PA number:
+  ``ClaimResponse.preAuthRef``, else the reviewAction ``number``, else the item's
+  ``administrationReferenceNumber``, else the ClaimResponse identifier / id.
+- Errors: 4xx + OperationOutcome → `PartnerRejected` (code ``payer.invalid_request`` …,
+  detail lists the OperationOutcome issue codes); 5xx → `PartnerUnavailable`; a
+  ClaimResponse with ``outcome = error`` → `PartnerRejected` ``payer.pa_error`` with the
+  X12 error codes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.claimresponse import ClaimResponse
+from fhir.resources.R4B.coverageeligibilityrequest import CoverageEligibilityRequest
+from fhir.resources.R4B.coverageeligibilityresponse import CoverageEligibilityResponse
+from fhir.resources.R4B.extension import Extension
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from pydantic import ValidationError
+
+from adapters._common import load_json, now, parse_time, validation_summary
+from adapters.errors import CallbackInvalid, PartnerRejected, PartnerUnavailable
+from adapters.http import PartnerHttp
+from domain.partners import (
+    BenefitsRequest,
+    BenefitsResult,
+    PaOutcome,
+    PartnerEvent,
+    PriorAuthRequest,
+    PriorAuthResult,
+)
+
+PARTNER = "payer"
+FHIR_JSON = "application/fhir+json"
+
+JOURNEY_SYSTEM = "urn:pitwall:journey-ref"
+PATIENT_SYSTEM = "urn:pitwall:patient-ref"
+IDEMPOTENCY_SYSTEM = "urn:pitwall:idempotency-key"
+PA_NUMBER_SYSTEM = "urn:pitwall:pa-number"
+PAYER_SYSTEM = "urn:pitwall:payer-id"
+PROGRAM_EXTENSION = "urn:pitwall:extension:program"
+NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
+NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
+
+PAS = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
+REVIEW_ACTION_URL = PAS + "extension-reviewAction"
+REVIEW_ACTION_CODE_URL = PAS + "extension-reviewActionCode"
+ADMIN_REFERENCE_URL = PAS + "extension-administrationReferenceNumber"
+CERTIFICATION_TYPE_URL = PAS + "extension-certificationType"
+X12_306 = "https://codesystem.x12.org/005010/306"
+X12_1322 = "https://codesystem.x12.org/005010/1322"
+APPEAL_CERTIFICATION_CODES = frozenset({"1", "2"})  # X12 1322: Appeal - Immediate / Standard
+
+REVIEW_OUTCOMES: dict[str, PaOutcome] = {
+    "A1": "approved",
+    "A2": "approved",
+    "A6": "approved",
+    "A3": "denied",
+    "C": "denied",
+    "A4": "pended",
+}
+
+
+class PasErrorResponse(ValueError):
+    """A ClaimResponse with outcome=error: the payer recorded no decision."""
+
+    def __init__(self, codes: list[str]) -> None:
+        self.codes = codes
+        super().__init__(
+            "ClaimResponse outcome=error; X12 error codes: " + (", ".join(codes) or "none")
+        )
+
+
+@dataclass(frozen=True)
+class PasDecision:
+    pa_number: str
+    review_action_code: str
+    outcome: PaOutcome
+    journey_ref: str | None
+    appeal: bool
+    created: datetime | None
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    coding: dict[str, Any] = {"system": system, "code": code}
+    if display:
+        coding["display"] = display
+    return {"coding": [coding]}
+
+
+def _our_identifiers(req: BenefitsRequest | PriorAuthRequest) -> list[dict[str, str]]:
+    return [
+        {"system": JOURNEY_SYSTEM, "value": req.journey_ref},
+        {"system": IDEMPOTENCY_SYSTEM, "value": req.idempotency_key},
+    ]
+
+
+def build_eligibility_request(
+    req: BenefitsRequest, *, payer_id: str = "SANDBOX-PAYER", provider_npi: str = "1234567893"
+) -> CoverageEligibilityRequest:
+    return CoverageEligibilityRequest.model_validate(
+        {
+            "resourceType": "CoverageEligibilityRequest",
+            "extension": [{"url": PROGRAM_EXTENSION, "valueString": req.program}],
+            "identifier": _our_identifiers(req),
+            "status": "active",
+            "purpose": ["auth-requirements", "benefits"],
+            "patient": {"identifier": {"system": PATIENT_SYSTEM, "value": req.patient_ref}},
+            "created": now().isoformat(),
+            "provider": {"identifier": {"system": NPI_SYSTEM, "value": provider_npi}},
+            "insurer": {"identifier": {"system": PAYER_SYSTEM, "value": payer_id}},
+            "item": [{"productOrService": _coding(NDC_SYSTEM, req.drug_code)}],
+        }
+    )
+
+
+def build_pas_bundle(
+    req: PriorAuthRequest, *, payer_id: str = "SANDBOX-PAYER", provider_npi: str = "1234567893"
+) -> Bundle:
+    """A PAS request Bundle (Claim first, then Patient and Coverage)."""
+    ns = uuid.uuid5(uuid.NAMESPACE_URL, f"pitwall:pas:{req.idempotency_key}")
+    claim_url = f"urn:uuid:{uuid.uuid5(ns, 'claim')}"
+    patient_url = f"urn:uuid:{uuid.uuid5(ns, 'patient')}"
+    coverage_url = f"urn:uuid:{uuid.uuid5(ns, 'coverage')}"
+    created = now().isoformat()
+    certification = ("2", "Appeal - Standard") if req.appeal_of else ("I", "Initial")
+    claim: dict[str, Any] = {
+        "resourceType": "Claim",
+        "extension": [{"url": PROGRAM_EXTENSION, "valueString": req.program}],
+        "identifier": _our_identifiers(req),
+        "status": "active",
+        "type": _coding("http://terminology.hl7.org/CodeSystem/claim-type", "professional"),
+        "use": "preauthorization",
+        "patient": {"reference": patient_url},
+        "created": created,
+        "insurer": {"identifier": {"system": PAYER_SYSTEM, "value": payer_id}},
+        "provider": {"identifier": {"system": NPI_SYSTEM, "value": provider_npi}},
+        "priority": _coding("http://terminology.hl7.org/CodeSystem/processpriority", "normal"),
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": coverage_url}}],
+        "item": [
+            {
+                "extension": [
+                    {
+                        "url": CERTIFICATION_TYPE_URL,
+                        "valueCodeableConcept": _coding(X12_1322, *certification),
+                    }
+                ],
+                "sequence": 1,
+                "productOrService": _coding(NDC_SYSTEM, req.drug_code),
+            }
+        ],
+    }
+    if req.appeal_of:
+        claim["related"] = [
+            {
+                "claim": {"identifier": {"system": PA_NUMBER_SYSTEM, "value": req.appeal_of}},
+                "relationship": _coding(
+                    "http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship", "prior"
+                ),
+            }
+        ]
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"system": PATIENT_SYSTEM, "value": req.patient_ref}],
+    }
+    coverage = {
+        "resourceType": "Coverage",
+        "status": "active",
+        "subscriberId": req.patient_ref,
+        "beneficiary": {"reference": patient_url},
+        "payor": [{"identifier": {"system": PAYER_SYSTEM, "value": payer_id}}],
+    }
+    return Bundle.model_validate(
+        {
+            "resourceType": "Bundle",
+            "identifier": {"system": IDEMPOTENCY_SYSTEM, "value": req.idempotency_key},
+            "type": "collection",
+            "timestamp": created,
+            "entry": [
+                {"fullUrl": claim_url, "resource": claim},
+                {"fullUrl": patient_url, "resource": patient},
+                {"fullUrl": coverage_url, "resource": coverage},
+            ],
+        }
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _ext_value_code(ext: Extension) -> str | None:
+    concept = ext.valueCodeableConcept
+    if concept is not None and concept.coding:
+        return concept.coding[0].code
+    return None
+
+
+def _review_action(cr: ClaimResponse) -> tuple[str, str | None, str | None]:
+    """(review action code, reviewAction number, administrationReferenceNumber)."""
+    admin_ref: str | None = None
+    for item in cr.item or []:
+        for ext in item.extension or []:
+            if ext.url == ADMIN_REFERENCE_URL and ext.valueString:
+                admin_ref = admin_ref or ext.valueString
+        for adjudication in item.adjudication or []:
+            for ext in adjudication.extension or []:
+                if ext.url != REVIEW_ACTION_URL:
+                    continue
+                code: str | None = None
+                number: str | None = None
+                for sub in ext.extension or []:
+                    if sub.url == REVIEW_ACTION_CODE_URL:
+                        code = _ext_value_code(sub)
+                    elif sub.url == "number" and sub.valueString:
+                        number = sub.valueString
+                if code:
+                    return code, number, admin_ref
+    raise ValueError("ClaimResponse has no item.adjudication reviewAction reviewActionCode")
+
+
+def _is_appeal(cr: ClaimResponse) -> bool:
+    for item in cr.item or []:
+        for ext in item.extension or []:
+            if (
+                ext.url == CERTIFICATION_TYPE_URL
+                and _ext_value_code(ext) in APPEAL_CERTIFICATION_CODES
+            ):
+                return True
+    return False
+
+
+def _identifier_value(identifiers: list[Any] | None, system: str) -> str | None:
+    for ident in identifiers or []:
+        if ident.system == system and ident.value:
+            return str(ident.value)
+    return None
+
+
+def decision_from_claim_response(cr: ClaimResponse) -> PasDecision:
+    """Read the decision; raises PasErrorResponse for outcome=error, ValueError if absent."""
+    if cr.outcome == "error":
+        codes = []
+        for err in cr.error or []:
+            for coding in err.code.coding or []:
+                if coding.code:
+                    codes.append(coding.code)
+        raise PasErrorResponse(codes)
+    code, number, admin_ref = _review_action(cr)
+    outcome = REVIEW_OUTCOMES.get(code)
+    if outcome is None:
+        raise ValueError(f"unsupported X12 306 review action code {code!r}")
+    first_identifier = cr.identifier[0].value if cr.identifier else None
+    pa_number = cr.preAuthRef or number or admin_ref or first_identifier or cr.id
+    if not pa_number:
+        raise ValueError("ClaimResponse carries no PA number")
+    created = cr.created
+    return PasDecision(
+        pa_number=str(pa_number),
+        review_action_code=code,
+        outcome=outcome,
+        journey_ref=_identifier_value(cr.identifier, JOURNEY_SYSTEM),
+        appeal=_is_appeal(cr),
+        created=parse_time(created) if created is not None else None,
+    )
+
+
+def _claim_responses(bundle: Bundle) -> list[ClaimResponse]:
+    """ClaimResponses in a bundle, including those in nested bundles (notifications)."""
+    found: list[ClaimResponse] = []
+    for entry in bundle.entry or []:
+        resource = entry.resource
+        if isinstance(resource, ClaimResponse):
+            found.append(resource)
+        elif isinstance(resource, Bundle):
+            found.extend(_claim_responses(resource))
+    return found
+
+
+def _bundle(body: bytes | str | Mapping[str, Any], what: str) -> Bundle:
+    data = load_json(body, what)
+    if not isinstance(data, Mapping) or data.get("resourceType") != "Bundle":
+        raise CallbackInvalid(f"{what}: not a FHIR Bundle")
+    try:
+        return Bundle.model_validate(data)
+    except ValidationError as exc:
+        raise CallbackInvalid(f"{what}: invalid Bundle ({validation_summary(exc)})") from exc
+
+
+def parse_pas_response(body: bytes | str | Mapping[str, Any], status: int = 200) -> PriorAuthResult:
+    """A `Claim/$submit` response Bundle → PriorAuthResult.
+
+    outcome=error → PartnerRejected ``payer.pa_error``; malformed → PartnerUnavailable.
+    """
+    try:
+        bundle = _bundle(body, "PAS response")
+        responses = _claim_responses(bundle)
+        if not responses:
+            raise ValueError("PAS response bundle has no ClaimResponse")
+        decision = decision_from_claim_response(responses[0])
+    except PasErrorResponse as exc:
+        raise PartnerRejected(PARTNER, status, "payer.pa_error", str(exc)) from exc
+    except ValueError as exc:  # includes CallbackInvalid
+        raise PartnerUnavailable(PARTNER, status, f"malformed PAS response: {exc}") from exc
+    return PriorAuthResult(
+        pa_number=decision.pa_number,
+        outcome=decision.outcome,
+        review_action_code=decision.review_action_code,
+    )
+
+
+def parse_eligibility_response(
+    body: bytes | str | Mapping[str, Any], status: int = 200
+) -> BenefitsResult:
+    try:
+        data = load_json(body, "eligibility response")
+        resp = CoverageEligibilityResponse.model_validate(data)
+    except (ValueError, ValidationError) as exc:
+        summary = validation_summary(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise PartnerUnavailable(
+            PARTNER, status, f"malformed eligibility response: {summary}"
+        ) from exc
+    if resp.outcome == "error":
+        codes = [c.code for e in resp.error or [] for c in e.code.coding or [] if c.code]
+        raise PartnerRejected(
+            PARTNER,
+            status,
+            "payer.eligibility_error",
+            "error codes: " + (", ".join(codes) or "none"),
+        )
+    active = False
+    pa_required = False
+    out_of_pocket: float | None = None
+    for insurance in resp.insurance or []:
+        active = active or bool(insurance.inforce)
+        for item in insurance.item or []:
+            pa_required = pa_required or bool(item.authorizationRequired)
+            for benefit in item.benefit or []:
+                benefit_codes = {c.code for c in benefit.type.coding or []}
+                money = benefit.allowedMoney
+                if "copay" in benefit_codes and money is not None and out_of_pocket is None:
+                    out_of_pocket = float(money.value) if money.value is not None else None
+    return BenefitsResult(
+        coverage_active=active, pa_required=pa_required, out_of_pocket=out_of_pocket
+    )
+
+
+def _classify(response: httpx.Response, body: Any) -> tuple[str | None, str]:
+    """OperationOutcome → detail with issue codes only (diagnostics may echo input)."""
+    detail = f"HTTP {response.status_code}"
+    if isinstance(body, Mapping) and body.get("resourceType") == "OperationOutcome":
+        try:
+            outcome = OperationOutcome.model_validate(body)
+        except ValidationError:
+            return None, detail + "; unreadable OperationOutcome"
+        issues = []
+        for issue in outcome.issue or []:
+            text = str(issue.code)
+            if issue.details is not None and issue.details.coding:
+                sub = ",".join(str(c.code) for c in issue.details.coding if c.code)
+                if sub:
+                    text += f" ({sub})"
+            issues.append(text)
+        detail += "; OperationOutcome issues: " + ("; ".join(issues) or "none")
+    return None, detail
+
+
+def parse_notification(body: bytes | str | Mapping[str, Any]) -> list[PartnerEvent]:
+    """A PAS subscription notification Bundle → one ``pa.decided`` event per decision.
+
+    event_id is the notification Bundle's id (else its identifier), suffixed with the
+    ClaimResponse id when a notification carries several decisions. ClaimResponses that are
+    still pended (A4) are not decisions and yield no event.
+    """
+    bundle = _bundle(body, "PAS notification")
+    base_id = bundle.id or (bundle.identifier.value if bundle.identifier else None)
+    if not base_id:
+        raise CallbackInvalid("PAS notification: Bundle has neither id nor identifier")
+    notified_at = _notification_timestamp(bundle) or (
+        parse_time(bundle.timestamp) if bundle.timestamp is not None else None
+    )
+    responses = _claim_responses(bundle)
+    if not responses:
+        raise CallbackInvalid("PAS notification: no ClaimResponse in the Bundle")
+    events: list[PartnerEvent] = []
+    for index, cr in enumerate(responses):
+        try:
+            decision = decision_from_claim_response(cr)
+        except ValueError as exc:
+            raise CallbackInvalid(f"PAS notification: {exc}") from exc
+        if decision.outcome == "pended":
+            continue
+        event_id = base_id if len(responses) == 1 else f"{base_id}/{cr.id or index}"
+        events.append(
+            PartnerEvent(
+                event_id=event_id,
+                type="pa.decided",
+                correlation_key=decision.pa_number,
+                journey_ref=decision.journey_ref,
+                occurred_at=notified_at or decision.created or now(),
+                data={
+                    "outcome": decision.outcome,
+                    "review_action_code": decision.review_action_code,
+                    "pa_number": decision.pa_number,
+                    "appeal": decision.appeal,
+                },
+            )
+        )
+    return events
+
+
+def _notification_timestamp(bundle: Bundle) -> datetime | None:
+    for entry in bundle.entry or []:
+        resource = entry.resource
+        if resource is None or resource.get_resource_type() != "Parameters":
+            continue
+        for param in getattr(resource, "parameter", None) or []:
+            if param.name != "notification-event":
+                continue
+            for part in param.part or []:
+                if part.name == "timestamp" and part.valueInstant is not None:
+                    return parse_time(part.valueInstant)
+    return None
+
+
+# --------------------------------------------------------------------------- client
+
+
+class PayerClient:
+    """FHIR payer: benefits verification and PAS prior authorization (and appeals)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        http: httpx.AsyncClient | None = None,
+        timeout: float = 10.0,
+        *,
+        payer_id: str = "SANDBOX-PAYER",
+        provider_npi: str = "1234567893",
+    ) -> None:
+        self._http = PartnerHttp(
+            PARTNER,
+            base_url,
+            http=http,
+            timeout=timeout,
+            classify=_classify,
+            headers={"Accept": FHIR_JSON, "Content-Type": FHIR_JSON},
+        )
+        self.payer_id = payer_id
+        self.provider_npi = provider_npi
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def verify_benefits(self, req: BenefitsRequest) -> BenefitsResult:
+        resource = build_eligibility_request(
+            req, payer_id=self.payer_id, provider_npi=self.provider_npi
+        )
+        response = await self._http.post(
+            "/fhir/CoverageEligibilityRequest",
+            idempotency_key=req.idempotency_key,
+            content=resource.model_dump_json().encode(),
+        )
+        return parse_eligibility_response(self._http.json(response), response.status_code)
+
+    async def submit_prior_auth(self, req: PriorAuthRequest) -> PriorAuthResult:
+        bundle = build_pas_bundle(req, payer_id=self.payer_id, provider_npi=self.provider_npi)
+        response = await self._http.post(
+            "/fhir/Claim/$submit",
+            idempotency_key=req.idempotency_key,
+            content=bundle.model_dump_json().encode(),
+        )
+        return parse_pas_response(self._http.json(response), response.status_code)
+
+
+__all__ = [
+    "PasDecision",
+    "PayerClient",
+    "build_eligibility_request",
+    "build_pas_bundle",
+    "decision_from_claim_response",
+    "parse_eligibility_response",
+    "parse_notification",
+    "parse_pas_response",
+]

@@ -1,0 +1,151 @@
+"""Specialty pharmacy adapter: referral out, fill / ship / delivery callbacks in.
+
+Referral: ``POST {base}/pharmacy/referrals`` JSON::
+
+    {"patient_ref", "journey_ref", "program", "medication": {"ndc": drug_code},
+     "days_supply": 28, "referral_source": "pitwall"}
+
+→ 201 ``{"rx_id": "rx_…", "status": "received"}``. Errors: 4xx ``{"error": {"code",
+"field"}}``.
+
+Callback (JSON, signed with the Pitwall HMAC scheme)::
+
+    {"event_id", "type": "pharmacy.filled" | "pharmacy.shipped" | "pharmacy.delivered",
+     "rx_id", "journey_ref", "patient_ref", "occurred_at",
+     "shipment": {...},                      # shipped: carrier, tracking_number
+     "medication_dispense": {FHIR R4B MedicationDispense}}   # filled / delivered
+
+Only a ``completed`` MedicationDispense is a fill: any other status (in-progress,
+on-hold, stopped, entered-in-error …) gives ``data.is_fill = False`` and no
+``days_supply``, so it can never count toward adherence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from fhir.resources.R4B.medicationdispense import MedicationDispense
+from pydantic import ValidationError
+
+from adapters._common import load_json, now, parse_time, require_str, validation_summary
+from adapters.errors import CallbackInvalid, PartnerUnavailable
+from adapters.http import PartnerHttp, classify_error_object
+from domain.partners import PartnerEvent, PharmacyReferralRequest, PharmacyReferralResult
+
+PARTNER = "pharmacy"
+EVENT_TYPES = frozenset({"pharmacy.filled", "pharmacy.shipped", "pharmacy.delivered"})
+
+
+def dispense_fill(resource: Mapping[str, Any] | MedicationDispense) -> dict[str, Any] | None:
+    """A MedicationDispense → {days_supply, dispensed_at, dispense_id} if it is a fill.
+
+    Only ``status == completed`` is a fill; None otherwise. Raises CallbackInvalid when a
+    completed dispense lacks daysSupply.
+    """
+    try:
+        md = (
+            resource
+            if isinstance(resource, MedicationDispense)
+            else MedicationDispense.model_validate(resource)
+        )
+    except ValidationError as exc:
+        raise CallbackInvalid(f"invalid MedicationDispense ({validation_summary(exc)})") from exc
+    if md.status != "completed":
+        return None
+    if md.daysSupply is None or md.daysSupply.value is None:
+        raise CallbackInvalid("completed MedicationDispense has no daysSupply")
+    handed = md.whenHandedOver or md.whenPrepared
+    dispensed_at = parse_time(handed) if handed is not None else None
+    return {
+        "days_supply": int(md.daysSupply.value),
+        "dispensed_at": dispensed_at.isoformat() if dispensed_at else None,
+        "dispense_id": md.id,
+    }
+
+
+def parse_callback(body: bytes | str | Mapping[str, Any]) -> PartnerEvent:
+    what = "pharmacy callback"
+    data = load_json(body, what)
+    if not isinstance(data, Mapping):
+        raise CallbackInvalid(f"{what}: body is not a JSON object")
+    event_id = require_str(data, "event_id", what)
+    kind = require_str(data, "type", what)
+    if kind not in EVENT_TYPES:
+        raise CallbackInvalid(f"{what}: unknown type")
+    rx_id = require_str(data, "rx_id", what)
+    occurred_at = parse_time(data.get("occurred_at"))
+    out: dict[str, Any] = {"rx_id": rx_id}
+    dispense = data.get("medication_dispense")
+    if kind == "pharmacy.shipped":
+        shipment = data.get("shipment")
+        if isinstance(shipment, Mapping):
+            for key in ("carrier", "tracking_number", "cold_chain", "expected_delivery"):
+                if key in shipment:
+                    out[key] = shipment[key]
+    if dispense is not None:
+        if (
+            not isinstance(dispense, Mapping)
+            or dispense.get("resourceType") != "MedicationDispense"
+        ):
+            raise CallbackInvalid(f"{what}: medication_dispense is not a MedicationDispense")
+        fill = dispense_fill(dispense)
+        out["dispense_status"] = dispense.get("status")
+        out["is_fill"] = fill is not None
+        if fill is not None:
+            out.update(fill)
+    elif kind == "pharmacy.delivered":
+        # A pharmacy without FHIR: plain fields, treated as a completed dispense.
+        days = data.get("days_supply")
+        if not isinstance(days, int) or isinstance(days, bool) or days <= 0:
+            raise CallbackInvalid(f"{what}: delivered without medication_dispense or days_supply")
+        dispensed = parse_time(data.get("dispensed_at")) or occurred_at
+        out.update(
+            days_supply=days,
+            dispensed_at=dispensed.isoformat() if dispensed else None,
+            is_fill=True,
+            dispense_status="completed",
+        )
+    journey_ref = data.get("journey_ref")
+    return PartnerEvent(
+        event_id=event_id,
+        type=kind,
+        correlation_key=rx_id,
+        journey_ref=journey_ref if isinstance(journey_ref, str) and journey_ref else None,
+        occurred_at=occurred_at or now(),
+        data=out,
+    )
+
+
+class PharmacyClient:
+    def __init__(
+        self, base_url: str, http: httpx.AsyncClient | None = None, timeout: float = 10.0
+    ) -> None:
+        self._http = PartnerHttp(
+            PARTNER, base_url, http=http, timeout=timeout, classify=classify_error_object
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def refer(self, req: PharmacyReferralRequest) -> PharmacyReferralResult:
+        payload = {
+            "patient_ref": req.patient_ref,
+            "journey_ref": req.journey_ref,
+            "program": req.program,
+            "medication": {"ndc": req.drug_code},
+            "days_supply": req.days_supply,
+            "referral_source": "pitwall",
+        }
+        response = await self._http.post(
+            "/pharmacy/referrals", idempotency_key=req.idempotency_key, json=payload
+        )
+        body = self._http.json(response)
+        rx_id = body.get("rx_id") if isinstance(body, Mapping) else None
+        if not isinstance(rx_id, str) or not rx_id:
+            raise PartnerUnavailable(PARTNER, response.status_code, "malformed response: no rx_id")
+        return PharmacyReferralResult(rx_id=rx_id)
+
+
+__all__ = ["PharmacyClient", "dispense_fill", "parse_callback"]
