@@ -15,7 +15,14 @@ import re
 import string
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from domain import expressions
 from domain.durations import is_duration
@@ -47,9 +54,13 @@ def _check_expression(value: str) -> str:
 Expression = Annotated[str, Field(min_length=1)]
 
 
-def _check_duration(value: str) -> str:
+PARAM_DURATION = re.compile(r"^params\.[A-Za-z_][A-Za-z0-9_]*$")
+DURATION_FIELDS = ("timeout", "duration", "sla", "give_up_after")
+
+
+def _check_duration(value: str | None) -> str | None:
     """A literal duration (`3d`) or `params.NAME` naming a duration parameter."""
-    if value.startswith("params.") or is_duration(value):
+    if value is None or PARAM_DURATION.match(value) or is_duration(value):
         return value
     raise ValueError(f"invalid duration {value!r} (use e.g. 30m, 72h, 3d, P3D or params.NAME)")
 
@@ -71,10 +82,21 @@ class StepBase(BaseModel):
 class PartnerActionStep(StepBase):
     kind: Literal["partner_action"]
     action: Literal[PARTNER_ACTIONS]  # type: ignore[valid-type]
+    inputs: dict[str, Expression] = Field(
+        default_factory=dict,
+        description="Extra request fields, each an expression (e.g. appeal_of: steps.pa_submit.pa_number).",
+    )
     on_error: dict[str, str] = Field(
         default_factory=dict,
         description="Partner error type (e.g. payer.invalid_request, or `*`) → step id.",
     )
+
+    @field_validator("inputs")
+    @classmethod
+    def _input_expressions(cls, value: dict[str, str]) -> dict[str, str]:
+        for expression in value.values():
+            _check_expression(expression)
+        return value
 
     def targets(self) -> list[str]:
         return [*super().targets(), *self.on_error.values()]
@@ -87,10 +109,13 @@ class MessageStep(StepBase):
     message_class: Literal["safety", "clinical", "operational", "promotional"] = "operational"
     text: str = Field(description="Body; placeholders {program_name} {help_contact} ...")
     subject: str | None = Field(None, description="Email subject.")
+    values: dict[str, Expression] = Field(
+        default_factory=dict, description="Placeholder values, each an expression."
+    )
 
     @field_validator("text")
     @classmethod
-    def _placeholders_allowed(cls, value: str) -> str:
+    def _placeholders_allowed(cls, value: str, info: ValidationInfo) -> str:
         used = {f for _, f, _, _ in string.Formatter().parse(value) if f}
         unknown = used - MESSAGE_FIELDS
         if unknown:
@@ -98,12 +123,24 @@ class MessageStep(StepBase):
                 f"placeholder(s) {sorted(unknown)} not allowed in messages; "
                 f"allowed: {sorted(MESSAGE_FIELDS)}"
             )
+        # Checked here, not in the model validator, so the error names `text`;
+        # channel and purpose are declared first, so info.data holds them when valid.
+        channel, purpose = info.data.get("channel"), info.data.get("purpose", "treatment")
+        if channel == "sms" and purpose == "treatment" and len(value) > SMS_MAX_CHARS:
+            raise ValueError(f"treatment SMS text is {len(value)} chars; limit {SMS_MAX_CHARS}")
+        return value
+
+    @field_validator("values")
+    @classmethod
+    def _value_expressions(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, expression in value.items():
+            if name not in MESSAGE_FIELDS:
+                raise ValueError(f"value {name!r} is not a message placeholder")
+            _check_expression(expression)
         return value
 
     @model_validator(mode="after")
     def _channel_rules(self) -> MessageStep:
-        if self.channel == "sms" and self.purpose == "treatment" and len(self.text) > SMS_MAX_CHARS:
-            raise ValueError(f"treatment SMS text is {len(self.text)} chars; limit {SMS_MAX_CHARS}")
         if self.channel == "email" and not self.subject:
             raise ValueError("an email message needs a subject")
         return self
@@ -225,20 +262,38 @@ class JourneyTemplate(BaseModel):
 
     @model_validator(mode="after")
     def _graph_is_closed(self) -> JourneyTemplate:
+        """All problems, one a line: `step 'id' (steps[i]) field 'f': what is wrong`."""
+        problems: list[str] = []
         ids = [s.id for s in self.steps]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"duplicate step id(s): {dupes}")
-        known = set(ids)
-        for step in self.steps:
-            for target in step.targets():
-                if target not in known:
-                    raise ValueError(f"step {step.id!r} goes to unknown step {target!r}")
-            for name in _param_refs(step):
+        for i, step in enumerate(self.steps):
+            where = f"step {step.id!r} (steps[{i}])"
+            if ids.index(step.id) != i:
+                problems.append(
+                    f"{where} field 'id': duplicate step id (also steps[{ids.index(step.id)}])"
+                )
+            links = step_links(step)
+            # targets() is what the interpreter follows; step_links names the fields.
+            unnamed = [t for t in step.targets() if t not in {t for _, t in links}]
+            for field, target in [*links, *(("?", t) for t in unnamed)]:
+                if target not in ids:
+                    problems.append(f"{where} field {field!r}: goes to unknown step {target!r}")
+            for field, name in _param_refs(step):
+                value = self.parameters.get(name)
                 if name not in self.parameters:
-                    raise ValueError(f"step {step.id!r} uses undefined parameter {name!r}")
-        if not isinstance(self.steps[-1], ExitStep) and self.steps[-1].next is None:
-            raise ValueError(f"last step {self.steps[-1].id!r} must be an exit or name `next`")
+                    problems.append(f"{where} field {field!r}: undefined parameter {name!r}")
+                elif field in DURATION_FIELDS and value is not None and not _is_duration(value):
+                    problems.append(
+                        f"{where} field {field!r}: parameter {name!r} is {value!r}, "
+                        "not a duration (use e.g. 30m, 72h, 3d or P3D)"
+                    )
+        last = self.steps[-1]
+        if not isinstance(last, ExitStep | BranchStep) and last.next is None:
+            problems.append(
+                f"step {last.id!r} (steps[{len(ids) - 1}]) field 'next': "
+                "the last step must be an exit or name `next`"
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def step(self, step_id: str) -> Step:
@@ -256,6 +311,36 @@ class JourneyTemplate(BaseModel):
 _PARAM_REF = re.compile(r"\bparams\.([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def _param_refs(step: StepBase) -> set[str]:
-    text = step.model_dump_json()
-    return set(_PARAM_REF.findall(text))
+def step_links(step: StepBase) -> list[tuple[str, str]]:
+    """(field, step id) for each step this one names as where control may go."""
+    links = [("next", step.next)] if step.next else []
+    if isinstance(step, PartnerActionStep):
+        links += [(f"on_error.{error}", target) for error, target in step.on_error.items()]
+    elif isinstance(step, BranchStep):
+        links += [(f"cases[{i}].goto", case.goto) for i, case in enumerate(step.cases)]
+        links.append(("default", step.default))
+    elif isinstance(step, WaitForEventStep | HumanTaskStep) and step.on_timeout:
+        links.append(("on_timeout", step.on_timeout))
+    return links
+
+
+def _is_duration(value: Any) -> bool:
+    return isinstance(value, str) and is_duration(value)
+
+
+def _param_refs(step: StepBase) -> list[tuple[str, str]]:
+    """(field path, parameter name) for each `params.NAME` in a step's fields."""
+    found: list[tuple[str, str]] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, str):
+            found.extend((path, name) for name in dict.fromkeys(_PARAM_REF.findall(value)))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+
+    walk(step.model_dump(mode="json"), "")
+    return found

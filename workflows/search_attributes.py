@@ -1,0 +1,21 @@
+"""Typed search attributes the journeys set. Values are never patient data."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+TEMPLATE = SearchAttributeKey.for_keyword("PitwallTemplate")
+TEMPLATE_VERSION = SearchAttributeKey.for_int("PitwallTemplateVersion")
+STAGE = SearchAttributeKey.for_keyword("PitwallStage")
+NEEDS_ATTENTION = SearchAttributeKey.for_bool("PitwallNeedsAttention")
+
+ALL = (TEMPLATE, TEMPLATE_VERSION, STAGE, NEEDS_ATTENTION)
+
+
+def cli_flags() -> list[str]:
+    """`temporal server start-dev` flags that register them."""
+    kinds = {"KEYWORD": "Keyword", "INT": "Int", "BOOL": "Bool"}
+    flags: list[str] = []
+    for key in ALL:
+        flags += ["--search-attribute", f"{key.name}={kinds[key.indexed_value_type.name]}"]
+    return flags

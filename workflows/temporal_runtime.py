@@ -1,0 +1,193 @@
+"""JourneyRuntime inside a Temporal workflow: activities, durable timers, an event inbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from random import Random
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
+from domain.journey import JourneyState
+from domain.partners import PartnerEvent
+from workflows import search_attributes as sa
+from workflows.runtime import ActionFailed, JourneyCancelled
+
+# Partner 5xx and timeouts retry with backoff for as long as the partner is down;
+# a rejection (4xx, validation) is non-retryable and reaches the template's on_error.
+PARTNER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+# SMS delivery statuses can arrive out of order; a later status never goes backwards.
+_STATUS_RANK = {"accepted": 0, "queued": 1, "sending": 2, "sent": 3}
+_TERMINAL = {"delivered", "undelivered", "failed"}
+
+
+def status_wins(new: str, old: str | None) -> bool:
+    if old is None:
+        return True
+    if old in _TERMINAL:
+        return False
+    if new in _TERMINAL:
+        return True
+    return _STATUS_RANK.get(new, 0) > _STATUS_RANK.get(old, 0)
+
+
+class TemporalRuntime:
+    def __init__(self, state: JourneyState, time_scale: float) -> None:
+        self.state = state
+        self.time_scale = time_scale
+        self._origin = workflow.now()
+        self._inbox: list[PartnerEvent] = []
+        self._seen: set[str] = set()
+        self.cancel_reason: str | None = None
+        self._published: dict[str, Any] = {}
+
+    # -- clock -------------------------------------------------------------------
+    def now(self) -> datetime:
+        elapsed = workflow.now() - self._origin
+        return self._origin + elapsed * self.time_scale
+
+    def _real(self, journey_delta: timedelta) -> float:
+        return max(journey_delta.total_seconds() / self.time_scale, 0.0)
+
+    def random(self) -> Random:
+        return workflow.random()
+
+    # -- control -----------------------------------------------------------------
+    async def checkpoint(self) -> None:
+        await workflow.wait_condition(
+            lambda: self.state.status != "paused" or self.cancel_reason is not None
+        )
+        self._raise_if_cancelled()
+
+    def _raise_if_cancelled(self) -> None:
+        if self.cancel_reason is not None:
+            raise JourneyCancelled(self.cancel_reason)
+
+    async def _until(self, condition: Callable[[], bool], deadline: datetime | None) -> bool:
+        """Wait for `condition` or cancellation until a journey-time deadline."""
+        timeout = None if deadline is None else self._real(deadline - self.now())
+        try:
+            await workflow.wait_condition(
+                lambda: condition() or self.cancel_reason is not None, timeout=timeout
+            )
+        except asyncio.TimeoutError:
+            return False
+        self._raise_if_cancelled()
+        return True
+
+    # -- side effects --------------------------------------------------------------
+    async def partner_action(self, call: PartnerCall) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await workflow.execute_activity(
+                call.action,
+                call,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=PARTNER_RETRY,
+                result_type=dict,
+                summary=f"{call.action} ({call.step_id})",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else None
+            raise ActionFailed(error_type or "partner.failed", str(cause)) from err
+        return result
+
+    async def send_message(self, message: OutboundMessage) -> MessageOutcome:
+        try:
+            return await workflow.execute_activity(
+                "messaging.send",
+                message,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=PARTNER_RETRY,
+                result_type=MessageOutcome,
+                summary=f"{message.channel} ({message.step_id})",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            reason = cause.type if isinstance(cause, ApplicationError) and cause.type else "failed"
+            return MessageOutcome(status="suppressed", reason=reason or "failed")
+
+    # -- time and events -----------------------------------------------------------
+    async def sleep_until(self, when: datetime) -> None:
+        await self._until(lambda: False, when)
+
+    async def wait_for_event(
+        self, event_types: list[str], correlation_key: str, deadline: datetime | None
+    ) -> PartnerEvent | None:
+        def match() -> PartnerEvent | None:
+            for event in self._inbox:
+                if event.type in event_types and event.correlation_key == correlation_key:
+                    return event
+            return None
+
+        if not await self._until(lambda: match() is not None, deadline):
+            return None
+        event = match()
+        assert event is not None
+        self._inbox.remove(event)
+        return event
+
+    def receive(self, event: PartnerEvent) -> bool:
+        """Signal side: keep an event for the wait it answers. False for a duplicate."""
+        if event.event_id in self._seen:
+            return False
+        self._seen.add(event.event_id)
+        if event.type == "sms.status":
+            status = str(event.data.get("status", ""))
+            if status_wins(status, self.state.message_status.get(event.correlation_key)):
+                self.state.message_status[event.correlation_key] = status
+                self.publish(self.state)
+            return True
+        self._inbox.append(event)
+        return True
+
+    # -- surfacing -----------------------------------------------------------------
+    def publish(self, state: JourneyState) -> None:
+        workflow.set_current_details(summary(state))
+        wanted: dict[str, Any] = {
+            sa.STAGE.name: state.stage,
+            sa.NEEDS_ATTENTION.name: state.needs_attention,
+        }
+        if wanted != self._published:
+            workflow.upsert_search_attributes(
+                [
+                    sa.STAGE.value_set(state.stage),
+                    sa.NEEDS_ATTENTION.value_set(state.needs_attention),
+                ]
+            )
+            self._published = wanted
+
+
+def summary(state: JourneyState) -> str:
+    """The Temporal UI's 'current details': what an operator needs at a glance."""
+    lines = [
+        f"**{state.template_id} v{state.template_version}** · {state.status} · "
+        f"stage **{state.stage}** · step `{state.current_step or '-'}`"
+    ]
+    if state.pending_wait:
+        w = state.pending_wait
+        until = f" until {w.deadline:%Y-%m-%d %H:%M} UTC" if w.deadline else ""
+        lines.append(f"waiting for {' / '.join(w.event_types)} ({w.correlation_key}){until}")
+    elif state.next_due_at:
+        lines.append(f"next due {state.next_due_at:%Y-%m-%d %H:%M} UTC")
+    if state.needs_attention:
+        lines.append(f"needs attention: {state.attention_reason}")
+    if state.paused_reason is not None:
+        lines.append(f"paused: {state.paused_reason or 'no reason given'}")
+    open_tasks = [t for t in state.tasks if t.closed_at is None]
+    for task in open_tasks:
+        esc = f", escalated to {task.escalated_to}" if task.escalated_to else ""
+        lines.append(f"task `{task.task_id}` for {task.role}: {task.title}{esc}")
+    lines.append(f"{len(state.completed_steps)} steps done")
+    return "\n\n".join(lines)
