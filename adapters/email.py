@@ -11,9 +11,10 @@ Answer 202 with an empty body and the ``X-Message-Id`` header (our message id). 
 4xx ``{"errors": [{"message", "field", "help"}]}``: only the field names reach the detail.
 
 Event webhook (Pitwall HMAC-signed here; SendGrid itself signs with ECDSA): a JSON array of
-events, each with ``sg_event_id`` (the event id), ``sg_message_id`` (``<X-Message-Id>.<filter
-suffix>``), ``event``, ``timestamp`` and our custom args at top level. Email addresses are
-not copied into the events we emit; the receiver maps message ids to its ledger.
+events, each with ``sg_event_id`` (the event id), ``sg_message_id`` (``<X-Message-Id>.filter…``:
+our message id is the part before ``.filter``), ``event``, ``timestamp`` and our custom args
+at top level. Email addresses are not copied into the events we emit; the receiver maps
+message ids to its ledger.
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ EVENTS = frozenset(
     }
 )
 TERMINAL_FAILURES = frozenset({"bounce", "blocked", "dropped"})
-OPT_OUTS = frozenset({"spamreport", "unsubscribe", "group_unsubscribe"})
+# Address-level opt-outs (group_unsubscribe only leaves one ASM group: data.asm_group_id).
+OPT_OUTS = frozenset({"spamreport", "unsubscribe"})
+# Suppress the address for future email: hard bounce and opt-outs. blocked is temporary;
+# dropped means SendGrid already suppresses it (or the message itself was bad).
+SUPPRESS = frozenset({"bounce"}) | OPT_OUTS
 
 
 def _classify(response: httpx.Response, body: Any) -> tuple[str | None, str]:
@@ -66,8 +71,9 @@ def _classify(response: httpx.Response, body: Any) -> tuple[str | None, str]:
 
 
 def message_id_of(sg_message_id: str) -> str:
-    """``sg_message_id`` is ``<X-Message-Id>.<filter suffix>``: the part before the dot."""
-    return sg_message_id.split(".", 1)[0]
+    """``sg_message_id`` is ``<X-Message-Id>.filter…``; the X-Message-Id may contain dots."""
+    head, sep, _ = sg_message_id.partition(".filter")
+    return head if sep else sg_message_id
 
 
 def parse_events(body: bytes | str | list[Any]) -> list[PartnerEvent]:
@@ -101,8 +107,10 @@ def parse_events(body: bytes | str | list[Any]) -> list[PartnerEvent]:
             if kind == "delivered"
             else ("failed" if kind in TERMINAL_FAILURES else None),
             "opt_out": kind in OPT_OUTS,
-            "suppress": kind in TERMINAL_FAILURES - {"blocked"} or kind in OPT_OUTS,
+            "suppress": kind in SUPPRESS,
         }
+        if item.get("asm_group_id") is not None:
+            out["asm_group_id"] = item["asm_group_id"]
         if isinstance(idem, str) and idem:
             out["idempotency_key"] = idem
         events.append(

@@ -1,0 +1,345 @@
+"""The simulated payer: FHIR R4B CoverageEligibility and Da Vinci PAS Claim/$submit."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.claim import Claim
+from fhir.resources.R4B.coverageeligibilityrequest import CoverageEligibilityRequest
+from pydantic import ValidationError
+
+from sandbox.state import iso, utcnow
+
+FHIR_JSON = "application/fhir+json"
+PATIENT_SYSTEM = "urn:pitwall:patient-ref"
+JOURNEY_SYSTEM = "urn:pitwall:journey-ref"
+PA_NUMBER_SYSTEM = "urn:pitwall:pa-number"
+PAS = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
+REVIEW_ACTION_URL = PAS + "extension-reviewAction"
+REVIEW_ACTION_CODE_URL = PAS + "extension-reviewActionCode"
+CERTIFICATION_TYPE_URL = PAS + "extension-certificationType"
+X12_306 = "https://codesystem.x12.org/005010/306"
+REVIEW_DISPLAY = {"A1": "Certified in total", "A3": "Not Certified", "A4": "Pending"}
+PAS_TOPIC = "http://hl7.org/fhir/us/davinci-pas/SubscriptionTopic/PASSubscriptionTopic"
+
+
+class FhirReject(Exception):
+    """Answer 4xx with an OperationOutcome."""
+
+    def __init__(self, status: int, code: str, detail_code: str, diagnostics: str) -> None:
+        super().__init__(diagnostics)
+        self.status = status
+        self.outcome = operation_outcome(code, detail_code, diagnostics)
+
+
+def operation_outcome(code: str, detail_code: str, diagnostics: str) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": code,
+                "details": {
+                    "coding": [{"system": "urn:pitwall-sandbox:error", "code": detail_code}]
+                },
+                "diagnostics": diagnostics,
+            }
+        ],
+    }
+
+
+def _load(body: bytes, resource_type: str) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FhirReject(400, "structure", "not-json", "body is not JSON") from exc
+    if not isinstance(data, dict) or data.get("resourceType") != resource_type:
+        raise FhirReject(400, "structure", "wrong-resource", f"expected a {resource_type}")
+    return data
+
+
+def _patient_from_reference(
+    ref: dict[str, Any] | None, entries: dict[str, dict[str, Any]]
+) -> str | None:
+    if not ref:
+        return None
+    ident = ref.get("identifier")
+    if isinstance(ident, dict) and ident.get("value"):
+        return str(ident["value"])
+    target = entries.get(str(ref.get("reference", "")))
+    if target:
+        for item in target.get("identifier") or []:
+            if item.get("value"):
+                return str(item["value"])
+    return None
+
+
+def _identifier(identifiers: list[dict[str, Any]] | None, system: str) -> str | None:
+    for ident in identifiers or []:
+        if ident.get("system") == system and ident.get("value"):
+            return str(ident["value"])
+    return None
+
+
+# --------------------------------------------------------------------------- eligibility
+
+
+def parse_eligibility(body: bytes) -> dict[str, Any]:
+    data = _load(body, "CoverageEligibilityRequest")
+    try:
+        CoverageEligibilityRequest.model_validate(data)
+    except ValidationError as exc:
+        raise FhirReject(400, "structure", "invalid-resource", _summary(exc)) from exc
+    contained = {f"#{c.get('id')}": c for c in data.get("contained") or []}
+    patient_ref = _patient_from_reference(data.get("patient"), contained)
+    if not patient_ref:
+        raise FhirReject(400, "required", "missing-patient", "patient identifier is required")
+    if not data.get("item"):
+        raise FhirReject(400, "required", "missing-item", "item.productOrService is required")
+    return {
+        "resource": data,
+        "patient_ref": patient_ref,
+        "journey_ref": _identifier(data.get("identifier"), JOURNEY_SYSTEM),
+    }
+
+
+def eligibility_response(
+    request: dict[str, Any], *, active: bool, pa_required: bool, out_of_pocket: float | None
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "productOrService": request["item"][0].get("productOrService"),
+        "authorizationRequired": pa_required,
+    }
+    if out_of_pocket is not None:
+        item["benefit"] = [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/benefit-type",
+                            "code": "copay",
+                        }
+                    ]
+                },
+                "allowedMoney": {"value": out_of_pocket, "currency": "USD"},
+            }
+        ]
+    identifiers = request.get("identifier") or []
+    return {
+        "resourceType": "CoverageEligibilityResponse",
+        "identifier": identifiers,
+        "status": "active",
+        "purpose": request.get("purpose") or ["benefits"],
+        "patient": request["patient"],
+        "created": iso(),
+        "request": {"identifier": identifiers[0]} if identifiers else {"display": "request"},
+        "outcome": "complete",
+        "insurer": request.get("insurer") or {"display": "Sandbox Payer"},
+        "insurance": [
+            {
+                "coverage": {
+                    "identifier": {
+                        "system": PATIENT_SYSTEM,
+                        "value": _patient_from_reference(request["patient"], {}) or "",
+                    }
+                },
+                "inforce": active,
+                "item": [item],
+            }
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- PAS
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(
+        ".".join(str(p) for p in e.get("loc", ())) + f": {e.get('type')}" for e in exc.errors()[:5]
+    )
+
+
+def parse_pas_bundle(body: bytes) -> dict[str, Any]:
+    data = _load(body, "Bundle")
+    try:
+        Bundle.model_validate(data)
+    except ValidationError as exc:
+        raise FhirReject(400, "structure", "invalid-bundle", _summary(exc)) from exc
+    entries = data.get("entry") or []
+    by_url: dict[str, dict[str, Any]] = {}
+    claim: dict[str, Any] | None = None
+    for entry in entries:
+        resource = entry.get("resource") or {}
+        if entry.get("fullUrl"):
+            by_url[entry["fullUrl"]] = resource
+        if resource.get("resourceType") and resource.get("id"):
+            by_url[f"{resource['resourceType']}/{resource['id']}"] = resource
+        if resource.get("resourceType") == "Claim" and claim is None:
+            claim = resource
+    if claim is None:
+        raise FhirReject(400, "required", "missing-claim", "PAS request Bundle contains no Claim")
+    try:
+        Claim.model_validate(claim)
+    except ValidationError as exc:
+        raise FhirReject(400, "structure", "invalid-claim", _summary(exc)) from exc
+    if claim.get("use") != "preauthorization":
+        raise FhirReject(
+            400, "invalid", "not-preauthorization", "Claim.use must be preauthorization"
+        )
+    patient_ref = _patient_from_reference(claim.get("patient"), by_url)
+    if not patient_ref:
+        for resource in by_url.values():
+            if resource.get("resourceType") == "Coverage" and resource.get("subscriberId"):
+                patient_ref = str(resource["subscriberId"])
+                break
+    if not patient_ref:
+        raise FhirReject(400, "required", "missing-patient", "Claim patient has no identifier")
+    appeal_of = None
+    for related in claim.get("related") or []:
+        ident = (related.get("claim") or {}).get("identifier") or {}
+        if ident.get("value"):
+            appeal_of = str(ident["value"])
+    certification = None
+    for ext in (claim.get("item") or [{}])[0].get("extension") or []:
+        if ext.get("url") == CERTIFICATION_TYPE_URL:
+            certification = ext
+    patient_resource = by_url.get(str((claim.get("patient") or {}).get("reference", "")))
+    return {
+        "claim": claim,
+        "patient_ref": patient_ref,
+        "journey_ref": _identifier(claim.get("identifier"), JOURNEY_SYSTEM),
+        "appeal_of": appeal_of,
+        "certification": certification,
+        "patient_resource": patient_resource,
+    }
+
+
+def claim_response(parsed: dict[str, Any], pa_number: str, code: str) -> dict[str, Any]:
+    claim = parsed["claim"]
+    item: dict[str, Any] = {
+        "itemSequence": 1,
+        "adjudication": [
+            {
+                "extension": [
+                    {
+                        "url": REVIEW_ACTION_URL,
+                        "extension": [
+                            {"url": "number", "valueString": pa_number},
+                            {
+                                "url": REVIEW_ACTION_CODE_URL,
+                                "valueCodeableConcept": {
+                                    "coding": [
+                                        {
+                                            "system": X12_306,
+                                            "code": code,
+                                            "display": REVIEW_DISPLAY.get(code, code),
+                                        }
+                                    ]
+                                },
+                            },
+                        ],
+                    }
+                ],
+                "category": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/adjudication",
+                            "code": "submitted",
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    if parsed.get("certification"):
+        item["extension"] = [parsed["certification"]]
+    response: dict[str, Any] = {
+        "resourceType": "ClaimResponse",
+        "id": pa_number.lower(),
+        "identifier": claim.get("identifier") or [],
+        "status": "active",
+        "type": claim.get("type"),
+        "use": "preauthorization",
+        "patient": claim.get("patient"),
+        "created": iso(),
+        "insurer": claim.get("insurer") or {"display": "Sandbox Payer"},
+        "requestor": claim.get("provider"),
+        "outcome": "complete",
+        "preAuthRef": pa_number,
+        "item": [item],
+    }
+    if code == "A1":
+        now = utcnow()
+        response["preAuthPeriod"] = {"start": iso(now), "end": iso(now + timedelta(days=180))}
+    return response
+
+
+def response_bundle(
+    parsed: dict[str, Any], pa_number: str, code: str, bundle_id: str
+) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"urn:uuid:{bundle_id}-cr",
+            "resource": claim_response(parsed, pa_number, code),
+        }
+    ]
+    patient = parsed.get("patient_resource")
+    claim_patient_ref = str((parsed["claim"].get("patient") or {}).get("reference", ""))
+    if patient and claim_patient_ref:
+        entries.append({"fullUrl": claim_patient_ref, "resource": patient})
+    return {
+        "resourceType": "Bundle",
+        "id": bundle_id,
+        "type": "collection",
+        "timestamp": iso(),
+        "entry": entries,
+    }
+
+
+def notification_bundle(
+    event_id: str, event_number: int, response: dict[str, Any]
+) -> dict[str, Any]:
+    """A PAS subscription notification (history Bundle) carrying the response Bundle."""
+    now = iso()
+    focus = f"urn:uuid:{response['id']}"
+    return {
+        "resourceType": "Bundle",
+        "id": event_id,
+        "type": "history",
+        "timestamp": now,
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{event_id}-status",
+                "resource": {
+                    "resourceType": "Parameters",
+                    "parameter": [
+                        {
+                            "name": "subscription",
+                            "valueReference": {"reference": "Subscription/pitwall-pas"},
+                        },
+                        {"name": "topic", "valueCanonical": PAS_TOPIC},
+                        {"name": "type", "valueCode": "event-notification"},
+                        {
+                            "name": "notification-event",
+                            "part": [
+                                {"name": "event-number", "valueString": str(event_number)},
+                                {"name": "timestamp", "valueInstant": now},
+                                {"name": "focus", "valueReference": {"reference": focus}},
+                            ],
+                        },
+                    ],
+                },
+                "request": {"method": "GET", "url": "Subscription/pitwall-pas/$status"},
+                "response": {"status": "200"},
+            },
+            {
+                "fullUrl": focus,
+                "resource": response,
+                "request": {"method": "GET", "url": f"Bundle/{response['id']}"},
+                "response": {"status": "200"},
+            },
+        ],
+    }

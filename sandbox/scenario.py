@@ -1,0 +1,79 @@
+"""Per-patient scenarios: how the simulated partners behave for one pseudonymous patient."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Service = Literal["payer", "pharmacy", "sms", "email", "consent"]
+SERVICES: tuple[str, ...] = ("payer", "pharmacy", "sms", "email", "consent")
+
+PaScenario = Literal[
+    "approve", "deny", "pend_approve", "pend_deny", "deny_appeal_approve", "deny_appeal_deny"
+]
+SmsStatus = Literal[
+    "accepted", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read"
+]
+EmailEvent = Literal[
+    "processed",
+    "deferred",
+    "delivered",
+    "bounce",
+    "blocked",
+    "dropped",
+    "open",
+    "click",
+    "spamreport",
+    "unsubscribe",
+    "group_unsubscribe",
+    "group_resubscribe",
+]
+
+
+def _sms_default() -> list[SmsStatus]:
+    return ["queued", "sent", "delivered"]
+
+
+def _email_default() -> list[EmailEvent]:
+    return ["processed", "delivered"]
+
+
+class Outage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: Service
+    seconds: float = Field(5.0, ge=0)
+    status: int = Field(503, ge=400, le=599)
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # payer
+    coverage_active: bool = True
+    pa_required: bool = True
+    out_of_pocket: float | None = 25.0
+    pa: PaScenario = "approve"
+    pend_seconds: float = Field(2.0, ge=0)
+    appeal_pend_seconds: float = Field(2.0, ge=0)
+    # consent
+    consent: Literal["sign", "decline", "never"] = "sign"
+    consent_after_seconds: float = Field(0.5, ge=0)
+    # pharmacy: filled at fill_after, shipped ship_after later, delivered deliver_after later
+    fill_after_seconds: float = Field(0.0, ge=0)
+    ship_after_seconds: float = Field(1.0, ge=0)
+    deliver_after_seconds: float = Field(1.0, ge=0)
+    days_supply: int = Field(
+        28, ge=1, le=365, description="Days supply dispensed when set; else the referral's."
+    )
+    # messaging
+    sms_statuses: list[SmsStatus] = Field(default_factory=lambda: _sms_default())
+    sms_status_interval_seconds: float = Field(0.1, ge=0)
+    email_events: list[EmailEvent] = Field(default_factory=lambda: _email_default())
+    email_events_after_seconds: float = Field(0.1, ge=0)
+    # failure modes
+    outage: Outage | None = None
+    slow_ms: int = Field(0, ge=0)
+    duplicate_callbacks: bool = False
+    out_of_order: bool = False

@@ -1,0 +1,269 @@
+"""In-memory sandbox state: scenarios, received requests, messages, callbacks, delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import itertools
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from sandbox.scenario import Scenario
+
+TIMESTAMP_HEADER = "X-Pitwall-Timestamp"
+SIGNATURE_HEADER = "X-Pitwall-Signature"
+TWILIO_SIGNATURE_HEADER = "X-Twilio-Signature"
+
+# Delays between delivery attempts of one callback; the schedule covers ~10 minutes.
+RETRY_DELAYS: tuple[float, ...] = (0.2, 0.5, 1, 2, 4, 8, 15, 30, 60, 60, 60, 60, 60, 60, 60, 60, 60)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime | None = None) -> str:
+    return (ts or utcnow()).isoformat().replace("+00:00", "Z")
+
+
+def pitwall_signature(secret: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def twilio_signature(token: str, url: str, params: Mapping[str, str]) -> str:
+    payload = url + "".join(f"{k}{params[k]}" for k in sorted(params))
+    return base64.b64encode(
+        hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()
+    ).decode()
+
+
+@dataclass
+class StoredResponse:
+    status: int
+    body: bytes
+    media_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Received:
+    service: str
+    operation: str
+    patient_ref: str | None
+    journey_ref: str | None
+    idempotency_key: str
+    attempts: int
+    first_at: datetime
+    summary: dict[str, Any] = field(default_factory=dict)
+    response: StoredResponse | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "operation": self.operation,
+            "patient_ref": self.patient_ref,
+            "journey_ref": self.journey_ref,
+            "idempotency_key": self.idempotency_key,
+            "attempts": self.attempts,
+            "first_at": iso(self.first_at),
+            "status": self.response.status if self.response else None,
+            "summary": self.summary,
+        }
+
+
+@dataclass
+class Callback:
+    """One callback to deliver: the body (and signature scheme) is fixed at creation."""
+
+    service: str
+    type: str
+    event_id: str
+    url: str
+    patient_ref: str | None
+    journey_ref: str | None
+    body: bytes = b""
+    content_type: str = "application/json"
+    form: dict[str, str] | None = None  # Twilio callbacks: form-encoded, Twilio-signed
+
+
+@dataclass
+class CallbackRecord:
+    seq: int
+    callback: Callback
+    copy: int
+    attempts: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    delivered: bool = False
+    given_up: bool = False
+    first_attempt_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+
+    def public(self) -> dict[str, Any]:
+        cb = self.callback
+        return {
+            "seq": self.seq,
+            "service": cb.service,
+            "type": cb.type,
+            "event_id": cb.event_id,
+            "url": cb.url,
+            "patient_ref": cb.patient_ref,
+            "journey_ref": cb.journey_ref,
+            "copy": self.copy,
+            "attempts": self.attempts,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "delivered": self.delivered,
+            "given_up": self.given_up,
+            "first_attempt_at": iso(self.first_attempt_at) if self.first_attempt_at else None,
+            "last_attempt_at": iso(self.last_attempt_at) if self.last_attempt_at else None,
+        }
+
+
+class SandboxState:
+    def __init__(self, callback_url: str, secret: str, twilio_auth_token: str) -> None:
+        self.callback_url = callback_url.rstrip("/")
+        self.secret = secret
+        self.twilio_auth_token = twilio_auth_token
+        self.retry_delays: tuple[float, ...] = RETRY_DELAYS
+        self.http: httpx.AsyncClient | None = None
+        self.reset()
+
+    # ------------------------------------------------------------------ lifecycle
+    def reset(self) -> None:
+        for task in list(getattr(self, "tasks", ())):
+            task.cancel()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.scenarios: dict[str, Scenario] = {}
+        self.outage_started: dict[tuple[str, str], float] = {}
+        self.received: dict[tuple[str, str], Received] = {}
+        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.messages: list[dict[str, Any]] = []
+        self.callbacks: list[CallbackRecord] = []
+        self.pas: dict[str, dict[str, Any]] = {}  # PA number -> record
+        self._seq = itertools.count(1)
+
+    async def aclose(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        for task in list(self.tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.http is not None:
+            await self.http.aclose()
+
+    def client(self) -> httpx.AsyncClient:
+        if self.http is None:
+            self.http = httpx.AsyncClient(timeout=5.0)
+        return self.http
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        async def run() -> None:
+            await coro
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # ------------------------------------------------------------------ scenarios
+    def scenario(self, patient_ref: str | None) -> Scenario:
+        if patient_ref and patient_ref in self.scenarios:
+            return self.scenarios[patient_ref]
+        return Scenario()
+
+    def set_scenario(self, patient_ref: str, scenario: Scenario) -> None:
+        self.scenarios[patient_ref] = scenario
+        for key in [k for k in self.outage_started if k[0] == patient_ref]:
+            del self.outage_started[key]
+
+    def outage_status(self, patient_ref: str | None, service: str) -> int | None:
+        """The error status to answer now, if this patient's service is in an outage."""
+        if not patient_ref:
+            return None
+        outage = self.scenario(patient_ref).outage
+        if outage is None or outage.service != service:
+            return None
+        started = self.outage_started.setdefault((patient_ref, service), time.monotonic())
+        if time.monotonic() - started < outage.seconds:
+            return outage.status
+        return None
+
+    # ------------------------------------------------------------------ idempotency
+    def lock(self, service: str, key: str) -> asyncio.Lock:
+        return self.locks.setdefault((service, key), asyncio.Lock())
+
+    def new_id(self, prefix: str, nbytes: int = 16) -> str:
+        return prefix + uuid.uuid4().hex[: nbytes * 2]
+
+    # ------------------------------------------------------------------ callbacks
+    def schedule(self, steps: list[tuple[float, Callback]], *, duplicate: bool = False) -> None:
+        """Deliver callbacks in list order, each no earlier than its offset (seconds).
+
+        Each callback's first attempt completes before the next one starts, so the order
+        the receiver sees is the list order; failed deliveries retry in the background.
+        """
+
+        async def chain() -> None:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for offset, callback in steps:
+                delay = start + offset - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                for copy in range(1, 3 if duplicate else 2):
+                    record = CallbackRecord(seq=next(self._seq), callback=callback, copy=copy)
+                    self.callbacks.append(record)
+                    if not await self._attempt(record):
+                        self.spawn(self._retry(record))
+
+        self.spawn(chain())
+
+    async def _retry(self, record: CallbackRecord) -> None:
+        for delay in self.retry_delays:
+            await asyncio.sleep(delay)
+            if await self._attempt(record):
+                return
+        record.given_up = True
+
+    async def _attempt(self, record: CallbackRecord) -> bool:
+        cb = record.callback
+        record.attempts += 1
+        record.last_attempt_at = utcnow()
+        record.first_attempt_at = record.first_attempt_at or record.last_attempt_at
+        headers = {"Content-Type": cb.content_type, "User-Agent": "pitwall-sandbox/1"}
+        if cb.form is not None:
+            body = urlencode(cb.form).encode()
+            headers[TWILIO_SIGNATURE_HEADER] = twilio_signature(
+                self.twilio_auth_token, cb.url, cb.form
+            )
+            headers["I-Twilio-Idempotency-Token"] = cb.event_id
+        else:
+            body = cb.body
+            timestamp = str(int(time.time()))  # re-signed per attempt; same body and id
+            headers[TIMESTAMP_HEADER] = timestamp
+            headers[SIGNATURE_HEADER] = pitwall_signature(self.secret, timestamp, body)
+        try:
+            response = await self.client().post(cb.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            record.last_status = None
+            record.last_error = type(exc).__name__
+            return False
+        record.last_status = response.status_code
+        record.last_error = None
+        record.delivered = 200 <= response.status_code < 300
+        return record.delivered
+
+
+Handler = Callable[
+    [Scenario], Awaitable[tuple[StoredResponse, dict[str, Any], Callable[[], None] | None]]
+]
