@@ -52,6 +52,25 @@ class SandboxSettings(BaseSettings):
         return self.url or f"http://{self.host}:{self.port}"
 
 
+class PartnerSettings(BaseSettings):
+    model_config = _config("PITWALL_PARTNER_")
+
+    payer_url: str = Field("", description="Payer FHIR base URL; empty means the sandbox.")
+    pharmacy_url: str = Field("", description="Specialty pharmacy URL; empty means the sandbox.")
+    consent_url: str = Field("", description="E-consent service URL; empty means the sandbox.")
+    sms_url: str = Field("", description="Twilio-shaped SMS API URL; empty means the sandbox.")
+    email_url: str = Field("", description="SendGrid-shaped email API URL; empty: the sandbox.")
+    twilio_account_sid: str = Field("ACsandbox", description="SMS account SID.")
+    twilio_auth_token: SecretStr = Field(
+        SecretStr("dev-twilio-token"),
+        description="SMS auth token; also verifies X-Twilio-Signature on SMS callbacks.",
+    )
+    sms_from: str = Field("+15555550100", description="Number SMS are sent from.")
+    sendgrid_api_key: SecretStr = Field(SecretStr("dev-sendgrid-key"), description="Email key.")
+    email_from: str = Field("care@pitwall.example", description="Address email is sent from.")
+    timeout_s: float = Field(10.0, description="Per-request timeout for partner calls.")
+
+
 class ReceiverSettings(BaseSettings):
     model_config = _config("PITWALL_RECEIVER_")
 
@@ -81,9 +100,9 @@ class StackSettings(BaseSettings):
         "sqlite:///<data_dir>/pitwall.db.",
     )
     demo_time_scale: float = Field(
-        86400.0,
+        21600.0,
         description="Demo journeys run this many journey-seconds per real second "
-        "(86400: a day a second).",
+        "(21600: a day every 4 seconds).",
     )
     log_format: str = Field("console", description="`console` (dev) or `json` (production).")
 
@@ -98,9 +117,10 @@ class Settings:
         self.temporal = TemporalSettings()
         self.sandbox = SandboxSettings()
         self.receiver = ReceiverSettings()
+        self.partners = PartnerSettings()
         self.stack = StackSettings()
 
-    groups = (TemporalSettings, SandboxSettings, ReceiverSettings, StackSettings)
+    groups = (TemporalSettings, SandboxSettings, PartnerSettings, ReceiverSettings, StackSettings)
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,58 @@
+"""Runs a Pitwall worker: journeys (workflows) and their partner/messaging activities.
+
+    python worker.py            # against PITWALL_TEMPORAL_ADDRESS (default localhost:7233)
+
+Workers are stateless; run as many as you like on the same task queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from temporalio.worker import Worker
+
+from activities import build_activities
+from client import connect_temporal
+from logs import configure_logging
+from settings import Settings, get_settings
+from store.db import create_tables, make_engine
+from store.patients import PatientDirectory
+from workflows.journey import TherapyJourney
+
+log = structlog.get_logger("worker")
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    engine = make_engine(settings.stack.database())
+    await asyncio.to_thread(create_tables, engine)
+    temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
+    worker = Worker(
+        temporal,
+        task_queue=settings.temporal.task_queue,
+        workflows=[TherapyJourney],
+        activities=build_activities(settings, PatientDirectory(engine)),
+    )
+    log.info("worker.started", task_queue=settings.temporal.task_queue)
+    async with worker:
+        await stop.wait()
+    log.info("worker.stopped")
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.stack.log_format)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

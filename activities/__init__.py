@@ -1,0 +1,51 @@
+"""Activities: thin wrappers that call adapters or the store and map errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from activities.messaging import MessagingActivities
+from activities.partners import PartnerActivities
+from adapters.consent import ConsentClient
+from adapters.email import EmailClient
+from adapters.payer import PayerClient
+from adapters.pharmacy import PharmacyClient
+from adapters.sms import SmsClient
+from settings import Settings
+from store.patients import PatientDirectory
+
+
+def build_activities(settings: Settings, directory: PatientDirectory) -> list[Callable[..., Any]]:
+    p = settings.partners
+    sandbox = settings.sandbox.base_url()
+    partners = PartnerActivities(
+        payer=PayerClient(p.payer_url or sandbox, timeout=p.timeout_s),
+        pharmacy=PharmacyClient(p.pharmacy_url or sandbox, timeout=p.timeout_s),
+        consent=ConsentClient(p.consent_url or sandbox, timeout=p.timeout_s),
+    )
+    messaging = MessagingActivities(
+        sms=SmsClient(
+            p.sms_url or sandbox,
+            account_sid=p.twilio_account_sid,
+            auth_token=p.twilio_auth_token.get_secret_value(),
+            from_number=p.sms_from,
+            timeout=p.timeout_s,
+        ),
+        email=EmailClient(
+            p.email_url or sandbox,
+            api_key=p.sendgrid_api_key.get_secret_value(),
+            from_email=p.email_from,
+            timeout=p.timeout_s,
+        ),
+        directory=directory,
+        callback_base=settings.receiver.base_url(),
+    )
+    return [
+        partners.request_consent,
+        partners.verify_benefits,
+        partners.submit_prior_auth,
+        partners.submit_appeal,
+        partners.refer_to_pharmacy,
+        messaging.send,
+    ]

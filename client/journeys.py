@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,

@@ -54,7 +54,9 @@ class JourneyStart(JourneyKey):
     """Workflow input: the template snapshot travels with the journey."""
 
     template: JourneyTemplate
-    params: dict[str, Any] = Field(default_factory=dict, description="Template parameter overrides.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Template parameter overrides."
+    )
     context: dict[str, Any] = Field(
         default_factory=dict,
         description="Non-identifying facts for expressions (e.g. timezone, plan_type).",

@@ -191,9 +191,7 @@ class JourneyInterpreter:
         }
         return self._after(step), event.type
 
-    async def _wait(
-        self, types: list[str], key: str, deadline: datetime | None, step: Step
-    ) -> Any:
+    async def _wait(self, types: list[str], key: str, deadline: datetime | None, step: Step) -> Any:
         self.state.pending_wait = PendingWait(
             step_id=step.id, event_types=types, correlation_key=key, deadline=deadline
         )
@@ -240,7 +238,9 @@ class JourneyInterpreter:
         if event is None:
             task.escalated_to = step.escalate_to
             self._attention(f"task {task.task_id} overdue; escalated to {step.escalate_to}")
-            give_up = self.rt.now() + self._duration(step.give_up_after) if step.give_up_after else None
+            give_up = (
+                self.rt.now() + self._duration(step.give_up_after) if step.give_up_after else None
+            )
             event = await self._wait([TASK_COMPLETED], task.task_id, give_up, step)
             self._clear_attention()
         task.closed_at = self.rt.now()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from random import Random
@@ -81,7 +80,7 @@ class TemporalRuntime:
             await workflow.wait_condition(
                 lambda: condition() or self.cancel_reason is not None, timeout=timeout
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         self._raise_if_cancelled()
         return True

@@ -51,9 +51,9 @@ class Harness:
     async def state(self, journey_id: str) -> JourneyState:
         return await self.journeys.state(journey_id)
 
-    async def reaches(self, journey_id: str, step: str, timeout: float = 15.0) -> JourneyState:
+    async def reaches(self, journey_id: str, step: str, within: float = 15.0) -> JourneyState:
         """Wait until the journey is waiting in `step` (or sitting on it)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             state = await self.state(journey_id)
             if state.current_step == step and (state.pending_wait or state.next_due_at):
@@ -290,9 +290,7 @@ async def test_repeated_start_returns_the_same_journey(harness: HarnessFactory) 
     )
     assert len({a.journey_id for a in acks}) == 1
     assert sum(a.created for a in acks) == 1
-    runs = [
-        w async for w in h.env.client.list_workflows(f"WorkflowId = '{acks[0].journey_id}'")
-    ]
+    runs = [w async for w in h.env.client.list_workflows(f"WorkflowId = '{acks[0].journey_id}'")]
     assert len(runs) == 1
 
 

@@ -1,0 +1,162 @@
+"""Partner callbacks: verify the signature, parse, deliver to the journey as an event.
+
+Bad signature → 401 and nothing forwarded. Malformed → 400. A callback whose journey
+cannot take it (unknown, finished, or no journey reference) is kept for operator review
+and answered 202: never dropped. Duplicates are harmless: journeys dedupe on event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import structlog
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio.service import RPCError
+
+from adapters import consent, email, payer, pharmacy, sms
+from adapters.errors import CallbackInvalid
+from adapters.signatures import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    TWILIO_SIGNATURE_HEADER,
+    verify_body,
+    verify_twilio,
+)
+from api.problems import problem
+from client.journeys import JourneyClient, JourneyClosed, JourneyNotFound
+from domain.partners import PartnerEvent
+from store.models import UnmatchedCallback
+
+log = structlog.get_logger("webhooks")
+
+
+class Webhooks:
+    journeys: JourneyClient  # set when the app connects to Temporal
+
+    def __init__(
+        self,
+        engine: Engine,
+        secret: str,
+        twilio_token: str,
+        public_url: str,
+    ) -> None:
+        self.engine = engine
+        self.secret = secret
+        self.twilio_token = twilio_token
+        self.public_url = public_url.rstrip("/")
+
+    def router(self) -> APIRouter:
+        r = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+        r.add_api_route("/payer", self._json(payer.parse_notification, "payer"), methods=["POST"])
+        r.add_api_route("/pharmacy", self._json(_one(pharmacy.parse_callback), "pharmacy"),
+                        methods=["POST"])  # fmt: skip
+        r.add_api_route("/consent", self._json(_one(consent.parse_callback), "consent"),
+                        methods=["POST"])  # fmt: skip
+        r.add_api_route("/email", self._json(email.parse_events, "email"), methods=["POST"])
+        r.add_api_route("/sms", self.sms, methods=["POST"])
+        return r
+
+    def _json(
+        self, parse: Callable[[bytes], list[PartnerEvent]], partner: str
+    ) -> Callable[[Request], object]:
+        async def receive(request: Request) -> Response:
+            body = await request.body()
+            if not verify_body(
+                self.secret,
+                request.headers.get(TIMESTAMP_HEADER, ""),
+                body,
+                request.headers.get(SIGNATURE_HEADER, ""),
+            ):
+                log.warning("webhook.bad_signature", partner=partner)
+                return problem(401, "bad-signature", "Signature verification failed")
+            try:
+                events = parse(body)
+            except CallbackInvalid as err:
+                return problem(400, "invalid-callback", "Callback could not be parsed", str(err))
+            return await self.deliver(partner, events)
+
+        receive.__name__ = f"{partner}_webhook"
+        return receive
+
+    async def sms(self, request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        url = (
+            self.public_url
+            + request.url.path
+            + (f"?{request.url.query}" if request.url.query else "")
+        )
+        if not verify_twilio(
+            self.twilio_token, url, form, request.headers.get(TWILIO_SIGNATURE_HEADER, "")
+        ):
+            log.warning("webhook.bad_signature", partner="sms")
+            return problem(401, "bad-signature", "Signature verification failed")
+        journey = request.query_params.get("journey")
+        try:
+            is_status = "MessageStatus" in form or "SmsStatus" in form
+            event = (sms.parse_status_callback if is_status else sms.parse_inbound)(form, journey)
+        except CallbackInvalid as err:
+            return problem(400, "invalid-callback", "Callback could not be parsed", str(err))
+        return await self.deliver("sms", [event])
+
+    async def deliver(self, partner: str, events: list[PartnerEvent]) -> Response:
+        outcomes = []
+        for event in events:
+            try:
+                outcome = await self._deliver_one(partner, event)
+            except RPCError:
+                # Temporal is down or restarting: the partner retries later; nothing is lost.
+                log.warning("webhook.temporal_unavailable", partner=partner)
+                return problem(
+                    503, "temporal-unavailable", "Journeys are unavailable; retry later",
+                    headers={"Retry-After": "5"},
+                )  # fmt: skip
+            outcomes.append(outcome)
+            log.info(
+                "webhook.event", partner=partner, type=event.type, event_id=event.event_id,
+                journey=event.journey_ref, outcome=outcome,
+            )  # fmt: skip
+        return Response(
+            json.dumps({"received": len(events), "outcomes": outcomes}),
+            status_code=202,
+            media_type="application/json",
+        )
+
+    async def _deliver_one(self, partner: str, event: PartnerEvent) -> str:
+        if not event.journey_ref:
+            await self._keep(partner, event, "no_journey_reference")
+            return "kept_for_review"
+        try:
+            await self.journeys.signal_event(event.journey_ref, event)
+        except JourneyNotFound:
+            await self._keep(partner, event, "journey_not_found")
+            return "kept_for_review"
+        except JourneyClosed:
+            await self._keep(partner, event, "journey_finished")
+            return "kept_for_review"
+        return "delivered"
+
+    async def _keep(self, partner: str, event: PartnerEvent, reason: str) -> None:
+        def write() -> None:
+            with Session(self.engine) as s:
+                s.add(
+                    UnmatchedCallback(
+                        partner=partner,
+                        event_id=event.event_id,
+                        event_type=event.type,
+                        correlation_key=event.correlation_key,
+                        journey_ref=event.journey_ref,
+                        reason=reason,
+                        payload=event.model_dump_json(),
+                    )
+                )
+                s.commit()
+
+        await asyncio.to_thread(write)
+
+
+def _one(parse: Callable[[bytes], PartnerEvent]) -> Callable[[bytes], list[PartnerEvent]]:
+    return lambda body: [parse(body)]
