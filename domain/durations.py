@@ -30,8 +30,11 @@ def is_duration(text: str) -> bool:
 def parse_duration(text: str) -> timedelta:
     value = text.strip()
     if _SHORT.match(value):
-        parts = {_UNITS[u]: float(n) for n, u in _SHORT_PART.findall(value)}
-        return timedelta(**parts)
+        # Sum the parts, so a repeated unit (`1h30m30m`) is not silently dropped.
+        return sum(
+            (timedelta(**{_UNITS[u]: float(n)}) for n, u in _SHORT_PART.findall(value)),
+            timedelta(),
+        )
     iso = _ISO.match(value)
     if iso and value not in ("P", "PT") and not value.endswith("T"):
         return timedelta(**{k: float(v) for k, v in iso.groupdict().items() if v})

@@ -83,8 +83,10 @@ def _check_node(node: ast.AST) -> None:
     if isinstance(node, ast.Call) and not (
         isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS and not node.keywords
     ):
+        called = ast.unparse(node.func)
         raise ExpressionError(
-            f"only these functions may be called: {', '.join(sorted(FUNCTIONS))}"
+            f"calling {called!r} is not allowed; only {', '.join(sorted(FUNCTIONS))} "
+            "(positional arguments only)"
         )
 
 
@@ -115,35 +117,35 @@ def _eval(node: ast.expr, ctx: Mapping[str, Any], src: str) -> Any:
             if name in ("true", "false", "null"):
                 return {"true": True, "false": False, "null": None}[name]
             return ctx.get(name)
-        case ast.Attribute(value=inner, attr=attr):
-            return _lookup(_eval(inner, ctx, src), attr)
-        case ast.Subscript(value=inner, slice=key):
-            return _lookup(_eval(inner, ctx, src), _eval(key, ctx, src))
-        case ast.BoolOp(op=ast.And(), values=values):
+        case ast.Attribute(value=obj, attr=attr):
+            return _lookup(_eval(obj, ctx, src), attr)
+        case ast.Subscript(value=container, slice=key):
+            return _lookup(_eval(container, ctx, src), _eval(key, ctx, src))
+        case ast.BoolOp(op=ast.And(), values=operands):
             result: Any = True
-            for value in values:
-                result = _eval(value, ctx, src)
+            for operand in operands:
+                result = _eval(operand, ctx, src)
                 if not result:
                     return result
             return result
-        case ast.BoolOp(op=ast.Or(), values=values):
+        case ast.BoolOp(op=ast.Or(), values=operands):
             result = False
-            for value in values:
-                result = _eval(value, ctx, src)
+            for operand in operands:
+                result = _eval(operand, ctx, src)
                 if result:
                     return result
             return result
         case ast.UnaryOp(op=ast.Not(), operand=operand):
             return not _eval(operand, ctx, src)
         case ast.UnaryOp(op=ast.USub(), operand=operand):
-            return -_eval(operand, ctx, src)
-        case ast.BinOp(left=left, op=op, right=right):
-            return _apply(_BINARY[type(op)], _eval(left, ctx, src), _eval(right, ctx, src), src)
+            return _apply(lambda v, _: -v, _eval(operand, ctx, src), None, src)
+        case ast.BinOp(left=left, op=binop, right=right):
+            return _apply(_BINARY[type(binop)], _eval(left, ctx, src), _eval(right, ctx, src), src)
         case ast.Compare(left=left, ops=ops, comparators=comparators):
             current = _eval(left, ctx, src)
-            for op, comparator in zip(ops, comparators, strict=True):
+            for cmpop, comparator in zip(ops, comparators, strict=True):
                 other = _eval(comparator, ctx, src)
-                if not _apply(_COMPARE[type(op)], current, other, src):
+                if not _apply(_COMPARE[type(cmpop)], current, other, src):
                     return False
                 current = other
             return True
@@ -152,7 +154,13 @@ def _eval(node: ast.expr, ctx: Mapping[str, Any], src: str) -> Any:
         case ast.List(elts=elts) | ast.Tuple(elts=elts):
             return [_eval(e, ctx, src) for e in elts]
         case ast.Call(func=ast.Name(id=fn), args=args):
-            return FUNCTIONS[fn](*(_eval(a, ctx, src) for a in args))
+            values = [_eval(a, ctx, src) for a in args]
+            try:
+                return FUNCTIONS[fn](*values)
+            except ExpressionError:
+                raise
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise ExpressionError(f"{src!r}: {fn}() of {values!r} failed: {exc}") from exc
     raise ExpressionError(f"cannot evaluate {ast.dump(node)} in {src!r}")
 
 
@@ -163,3 +171,5 @@ def _apply(fn: Callable[[Any, Any], Any], left: Any, right: Any, src: str) -> An
         raise ExpressionError(
             f"{src!r}: cannot combine {type(left).__name__} and {type(right).__name__}"
         ) from exc
+    except (ArithmeticError, ValueError) as exc:
+        raise ExpressionError(f"{src!r}: {exc}") from exc

@@ -153,8 +153,8 @@ class WaitForEventStep(StepBase):
     timeout: str = Field(description="How long to wait (journey time).")
     on_timeout: str = Field(description="Step to go to when the timeout passes.")
 
-    _correlation = field_validator("correlation")(_check_expression)  # type: ignore[pydantic-field]
-    _timeout = field_validator("timeout")(_check_duration)  # type: ignore[pydantic-field]
+    _correlation = field_validator("correlation")(_check_expression)
+    _timeout = field_validator("timeout")(_check_duration)
 
     @field_validator("event")
     @classmethod
@@ -181,8 +181,8 @@ class DelayStep(StepBase):
         description="Then on to the next HH:MM in the patient's time zone.",
     )
 
-    _duration = field_validator("duration")(_check_duration)  # type: ignore[pydantic-field]
-    _until = field_validator("until")(_check_expression)  # type: ignore[pydantic-field]
+    _duration = field_validator("duration")(_check_duration)
+    _until = field_validator("until")(_check_expression)
 
     @model_validator(mode="after")
     def _one_of(self) -> DelayStep:
@@ -196,7 +196,7 @@ class BranchCase(BaseModel):
     when: Expression
     goto: str
 
-    _when = field_validator("when")(_check_expression)  # type: ignore[pydantic-field]
+    _when = field_validator("when")(_check_expression)
 
 
 class BranchStep(StepBase):
@@ -218,8 +218,8 @@ class HumanTaskStep(StepBase):
     )
     on_timeout: str | None = None
 
-    _sla = field_validator("sla")(_check_duration)  # type: ignore[pydantic-field]
-    _give_up = field_validator("give_up_after")(_check_duration)  # type: ignore[pydantic-field]
+    _sla = field_validator("sla")(_check_duration)
+    _give_up = field_validator("give_up_after")(_check_duration)
 
     @model_validator(mode="after")
     def _give_up_pair(self) -> HumanTaskStep:
