@@ -354,7 +354,7 @@ def create_app(callback_url: str, secret: str, twilio_auth_token: str) -> FastAP
 
                 dispense = {
                     "resourceType": "MedicationDispense",
-                    "id": f"md-{rx_id}",
+                    "id": "md-" + rx_id.replace("_", "-"),
                     "identifier": [{"system": "urn:pitwall-sandbox:rx", "value": rx_id}],
                     "status": "completed",
                     "medicationCodeableConcept": {"coding": [{"system": NDC_SYSTEM, "code": ndc}]},

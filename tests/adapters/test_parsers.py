@@ -1,0 +1,238 @@
+"""Callback / response parsers on the standards' own published examples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import consent, email, payer, pharmacy, sms
+from adapters.errors import CallbackInvalid, PartnerRejected
+
+STANDARDS = Path(__file__).resolve().parents[1] / "fixtures" / "standards"
+
+
+def raw(path: str) -> bytes:
+    return (STANDARDS / path).read_bytes()
+
+
+def load(path: str) -> Any:
+    return json.loads(raw(path))
+
+
+@pytest.mark.parametrize(
+    ("path", "pa_number", "code", "outcome"),
+    [
+        (
+            "pas/response/Bundle-ReferralAuthorizationResponseBundleExample.json",
+            "AUTH0001",
+            "A1",
+            "approved",
+        ),
+        (
+            "pas/response/Bundle-ReferralPendingAuthorizationResponseBundleExample.json",
+            "PEND0001",
+            "A4",
+            "pended",
+        ),
+        ("pas/response/Bundle-RejectionResponseBundleExample.json", "111099", "A3", "denied"),
+    ],
+)
+def test_pas_responses(path: str, pa_number: str, code: str, outcome: str) -> None:
+    result = payer.parse_pas_response(raw(path))
+    assert (result.pa_number, result.review_action_code, result.outcome) == (
+        pa_number,
+        code,
+        outcome,
+    )
+
+
+def test_pas_error_response_records_no_decision() -> None:
+    with pytest.raises(PartnerRejected) as info:
+        payer.parse_pas_response(raw("pas/response/Bundle-ErrorResponseBundleExample.json"))
+    assert info.value.code == "payer.pa_error"
+    assert "T4" in info.value.detail
+
+
+def test_pas_subscription_notification_example() -> None:
+    [event] = payer.parse_notification(raw("pas/other/Bundle-PASSubscriptionNotification.json"))
+    assert event.type == "pa.decided"
+    assert event.event_id == "PASSubscriptionNotification"
+    assert event.correlation_key == "AUTH0001"
+    assert event.data == {
+        "outcome": "approved",
+        "review_action_code": "A1",
+        "pa_number": "AUTH0001",
+        "appeal": False,
+    }
+    assert event.journey_ref is None
+    assert event.occurred_at.isoformat().startswith("2020-05-29T11:44:33")
+
+
+def test_pended_response_in_a_notification_is_not_a_decision() -> None:
+    pended = load("pas/response/Bundle-ReferralPendingAuthorizationResponseBundleExample.json")
+    note = load("pas/other/Bundle-PASSubscriptionNotification.json")
+    note["entry"][1]["resource"] = pended
+    assert payer.parse_notification(json.dumps(note).encode()) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"resourceType": "Patient"}',
+        json.dumps({"resourceType": "Bundle", "id": "x", "type": "history", "entry": []}).encode(),
+    ],
+)
+def test_malformed_notifications(body: bytes) -> None:
+    with pytest.raises(CallbackInvalid):
+        payer.parse_notification(body)
+
+
+def test_invalid_bundle_message_names_field_not_value() -> None:
+    body = json.dumps(
+        {
+            "resourceType": "Bundle",
+            "id": "n1",
+            "type": "history",
+            "entry": [{"resource": {"resourceType": "Patient", "id": "JOE SMITH"}}],
+        }
+    )
+    with pytest.raises(CallbackInvalid) as info:
+        payer.parse_notification(body.encode())
+    assert "JOE SMITH" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "is_fill", "days"),
+    [
+        ("fhir-r4/MedicationDispense/medicationdispense0307.json", True, 30),
+        ("fhir-r4/MedicationDispense/medicationdispense0305.json", False, None),  # entered-in-error
+        ("fhir-r4/MedicationDispense/medicationdispense0302.json", False, None),  # in-progress
+    ],
+)
+def test_only_completed_dispense_is_a_fill(path: str, is_fill: bool, days: int | None) -> None:
+    dispense = load(path)
+    fill = pharmacy.dispense_fill(dispense)
+    assert (fill is not None) == is_fill
+    event = pharmacy.parse_callback(
+        json.dumps(
+            {
+                "event_id": "e1",
+                "type": "pharmacy.delivered",
+                "rx_id": "rx1",
+                "medication_dispense": dispense,
+            }
+        ).encode()
+    )
+    assert event.data["is_fill"] is is_fill
+    assert event.data.get("days_supply") == days
+    if is_fill:
+        assert event.data["dispensed_at"].startswith("2015-01-15T16:20:00")
+
+
+def test_pharmacy_callback_without_fhir() -> None:
+    event = pharmacy.parse_callback(
+        {
+            "event_id": "e2",
+            "type": "pharmacy.delivered",
+            "rx_id": "rx9",
+            "days_supply": 28,
+            "dispensed_at": "2024-03-01T10:00:00Z",
+            "journey_ref": "j9",
+        }
+    )
+    assert (event.correlation_key, event.journey_ref, event.data["days_supply"]) == (
+        "rx9",
+        "j9",
+        28,
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{}",
+        b'{"event_id": "e", "type": "pharmacy.lost", "rx_id": "r"}',
+        b'{"event_id": "e", "type": "pharmacy.delivered", "rx_id": "r"}',
+        b"oops",
+    ],
+)
+def test_pharmacy_malformed(body: bytes) -> None:
+    with pytest.raises(CallbackInvalid):
+        pharmacy.parse_callback(body)
+
+
+def test_sendgrid_documented_batch() -> None:
+    doc = load("messaging/sendgrid_event_webhook_examples.json")
+    events = email.parse_events(json.dumps(doc["combined_batch_example_as_documented"]).encode())
+    assert len(events) == len(doc["combined_batch_example_as_documented"])
+    assert all(e.type == "email.event" for e in events)
+
+
+def test_sendgrid_per_event_examples() -> None:
+    doc = load("messaging/sendgrid_event_webhook_examples.json")
+    seen = {}
+    for example in doc["per_event_examples"]:
+        [event] = email.parse_events(example["payload_as_documented"])
+        assert event.correlation_key == "14c5d75ce93.dfd.64b469"
+        assert event.event_id == example["payload_as_documented"][0]["sg_event_id"]
+        assert event.occurred_at.year == 2017
+        seen[example["event_key"]] = event.data
+        reading = example["expected_handling_our_reading"]
+        if reading.get("suppress_future_email") is True:
+            assert event.data["suppress"] is True, example["event_key"]
+        if reading.get("suppress_future_email") is False:
+            assert event.data["suppress"] is False, example["event_key"]
+    assert seen["blocked"]["event"] == "blocked"
+    assert seen["delivered"]["terminal"] == "delivered"
+    assert seen["bounce"]["terminal"] == "failed"
+    assert seen["unsubscribe"]["opt_out"] is True
+    assert seen["open"]["terminal"] is None
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        {"not": "a list"},
+        [{"event": "delivered", "sg_message_id": "m"}],
+        [{"sg_event_id": "x", "event": "teleported", "sg_message_id": "m"}],
+    ],
+)
+def test_sendgrid_malformed(batch: Any) -> None:
+    with pytest.raises(CallbackInvalid):
+        email.parse_events(json.dumps(batch).encode())
+
+
+def test_sms_status_event_ids() -> None:
+    form = {"MessageSid": "SM1", "MessageStatus": "sent", "To": "+15555550123"}
+    a = sms.parse_status_callback(form, "j1")
+    b = sms.parse_status_callback(dict(form), "j1")
+    c = sms.parse_status_callback({**form, "MessageStatus": "delivered"}, None)
+    assert a.event_id == b.event_id != c.event_id
+    assert (a.correlation_key, a.journey_ref, a.data["status"]) == ("SM1", "j1", "sent")
+    failed = sms.parse_status_callback(
+        {**form, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    )
+    assert failed.data == {"status": "undelivered", "terminal_failure": True, "error_code": "30003"}
+    with pytest.raises(CallbackInvalid) as info:
+        sms.parse_status_callback({"MessageStatus": "sent", "To": "+15555550123"})
+    assert "+1555" not in str(info.value)
+    with pytest.raises(CallbackInvalid):
+        sms.parse_status_callback({"MessageSid": "SM1", "MessageStatus": "teleported"})
+
+
+def test_consent_callback() -> None:
+    event = consent.parse_callback(
+        b'{"event_id": "e", "type": "consent.signed", "request_id": "cr_1", "documents": ["a"]}'
+    )
+    assert (event.type, event.correlation_key, event.journey_ref) == (
+        "consent.signed",
+        "cr_1",
+        None,
+    )
+    with pytest.raises(CallbackInvalid):
+        consent.parse_callback(b'{"event_id": "e", "type": "consent.maybe", "request_id": "x"}')
