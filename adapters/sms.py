@@ -127,6 +127,25 @@ def parse_inbound(form: Mapping[str, str], journey_ref: str | None = None) -> Pa
     )
 
 
+INBOUND_STATUSES = frozenset({"received", "receiving"})
+
+
+def is_inbound(form: Mapping[str, str]) -> bool:
+    """Twilio posts inbound texts with ``SmsStatus=received`` (and a Body), status
+    callbacks with ``MessageStatus`` of an outbound message."""
+    status = (_form_value(form, "MessageStatus", "SmsStatus") or "").lower()
+    if status in INBOUND_STATUSES:
+        return True
+    return not status and "Body" in form
+
+
+def parse_callback(form: Mapping[str, str], journey_ref: str | None = None) -> PartnerEvent:
+    """One endpoint for both kinds: an inbound reply or a delivery status."""
+    if is_inbound(form):
+        return parse_inbound(form, journey_ref)
+    return parse_status_callback(form, journey_ref)
+
+
 class SmsClient:
     def __init__(
         self,

@@ -799,7 +799,7 @@ def create_app(callback_url: str, secret: str, twilio_auth_token: str) -> FastAP
     async def sms_inbound(message: InboundSms) -> dict[str, Any]:
         """Simulate a patient's text: a Twilio-signed inbound webhook to the platform."""
         sid = "SM" + uuid.uuid4().hex
-        url = message.url or f"{state.callback_url}/v1/webhooks/sms/inbound"
+        url = message.url or f"{state.callback_url}/v1/webhooks/sms"
         form = {
             "AccountSid": "ACsandbox",
             "ApiVersion": "2010-04-01",
@@ -809,6 +809,7 @@ def create_app(callback_url: str, secret: str, twilio_auth_token: str) -> FastAP
             "NumMedia": "0",
             "SmsMessageSid": sid,
             "SmsSid": sid,
+            "SmsStatus": "received",
             "To": message.to,
         }
         cb = Callback(

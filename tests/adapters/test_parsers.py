@@ -225,6 +225,14 @@ def test_sms_status_event_ids() -> None:
         sms.parse_status_callback({"MessageSid": "SM1", "MessageStatus": "teleported"})
 
 
+def test_sms_parse_callback_dispatch() -> None:
+    inbound = {"MessageSid": "SM9", "SmsStatus": "received", "From": "+15555550123", "Body": "YES"}
+    status = {"MessageSid": "SM8", "MessageStatus": "delivered", "SmsStatus": "delivered"}
+    assert sms.parse_callback(inbound).type == "sms.reply"
+    assert sms.parse_callback(status).type == "sms.status"
+    assert sms.parse_callback({"MessageSid": "SM7", "From": "+1", "Body": ""}).type == "sms.reply"
+
+
 def test_consent_callback() -> None:
     event = consent.parse_callback(
         b'{"event_id": "e", "type": "consent.signed", "request_id": "cr_1", "documents": ["a"]}'

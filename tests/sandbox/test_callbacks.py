@@ -289,8 +289,9 @@ async def test_inbound_sms_reply(sandbox_url: str, sink: Sink, patient: str) -> 
         )
     sid = response.json()["message_sid"]
     [hit] = await sink.wait_for(containing(sid))
-    assert hit.path == "/v1/webhooks/sms/inbound"
+    assert hit.path == "/v1/webhooks/sms"
     form = dict(parse_qsl(hit.body.decode()))
     assert verify_twilio(TWILIO_TOKEN, hit.url, form, hit.headers["x-twilio-signature"])
-    event = sms.parse_inbound(form)
+    assert sms.is_inbound(form)
+    event = sms.parse_callback(form)
     assert (event.type, event.event_id, event.data["body"]) == ("sms.reply", sid, "STOP")
