@@ -81,7 +81,15 @@ def _form_value(form: Mapping[str, str], *keys: str) -> str | None:
 
 
 def parse_status_callback(form: Mapping[str, str], journey_ref: str | None = None) -> PartnerEvent:
+    """A delivery status callback → ``sms.status``.
+
+    Real Twilio inbound texts also carry ``SmsStatus=received``; such a form is an inbound
+    reply and is parsed as one (``sms.reply``), so a receiver that routes on the presence of
+    ``SmsStatus`` still gets replies right.
+    """
     what = "SMS status callback"
+    if is_inbound(form) and _form_value(form, "From") and "Body" in form:
+        return parse_inbound(form, journey_ref)
     sid = _form_value(form, "MessageSid", "SmsSid")
     status = _form_value(form, "MessageStatus", "SmsStatus")
     if not sid:

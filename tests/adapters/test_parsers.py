@@ -231,6 +231,8 @@ def test_sms_parse_callback_dispatch() -> None:
     assert sms.parse_callback(inbound).type == "sms.reply"
     assert sms.parse_callback(status).type == "sms.status"
     assert sms.parse_callback({"MessageSid": "SM7", "From": "+1", "Body": ""}).type == "sms.reply"
+    # A receiver routing on the presence of SmsStatus still gets real inbound texts right.
+    assert sms.parse_status_callback(inbound).type == "sms.reply"
 
 
 def test_consent_callback() -> None:
