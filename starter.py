@@ -1,17 +1,191 @@
-"""Pitwall client CLI: start and steer journeys, inspect templates.
+"""Pitwall client CLI: start, inspect and steer journeys; templates; configuration.
 
-    python starter.py --help
+python starter.py --help
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
 import typer
+from pydantic import ValidationError
+from temporalio.service import RPCError
 
 from cli.templates import app as templates_app
+from client.journeys import JourneyClient, JourneyError, connect_temporal
+from domain.journey import JourneyState
+from domain.partners import PartnerEvent
+from domain.template_loader import TemplateError, UnknownTemplate, get_template
+from settings import Settings, get_settings
 
 app = typer.Typer(help="Pitwall: start, inspect and steer therapy journeys.", no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
 
+T = TypeVar("T")
+
+
+def _run(action: Callable[[JourneyClient], Awaitable[T]]) -> T:
+    """Connect, run, and turn every expected failure into one clear line."""
+    settings = get_settings()
+
+    async def go() -> T:
+        temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
+        return await action(JourneyClient(temporal, settings.temporal.task_queue))
+
+    try:
+        return asyncio.run(go())
+    except (JourneyError, UnknownTemplate, TemplateError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        typer.echo(f"error: invalid request: {problems}", err=True)
+        raise typer.Exit(2) from None
+    except RuntimeError as err:
+        if "connect" in str(err).lower() or isinstance(err, RPCError):
+            typer.echo(
+                f"error: cannot reach Temporal at {settings.temporal.address} "
+                "(is the stack running? `make run`)",
+                err=True,
+            )
+            raise typer.Exit(3) from None
+        raise
+
+
+def _print_state(state: JourneyState) -> None:
+    typer.echo(state.model_dump_json(indent=2))
+
+
+@app.command()
+def start(
+    template: str = typer.Argument(..., help="Template id, e.g. specialty_start."),
+    patient: str = typer.Option(..., help="Pseudonymous patient id."),
+    program: str = typer.Option(..., help="Program id."),
+    business_key: str | None = typer.Option(None, help="Second journey of one program."),
+    version: int | None = typer.Option(None, help="Template version (default: latest)."),
+    param: list[str] = typer.Option([], help="Template parameter override NAME=VALUE."),
+    time_scale: float = typer.Option(1.0, help="Journey-seconds per real second."),
+) -> None:
+    """Start a journey (or find the one that already exists)."""
+    params: dict[str, Any] = {}
+    for item in param:
+        name, sep, value = item.partition("=")
+        if not sep:
+            typer.echo(f"error: --param takes NAME=VALUE, got {item!r}", err=True)
+            raise typer.Exit(2)
+        params[name] = _scalar(value)
+
+    async def go(journeys: JourneyClient) -> None:
+        ack = await journeys.start(
+            get_template(template, version=version),
+            patient_ref=patient,
+            program=program,
+            business_key=business_key,
+            params=params,
+            time_scale=time_scale,
+        )
+        typer.echo(("started " if ack.created else "already running ") + ack.journey_id)
+
+    _run(go)
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+@app.command()
+def status(journey_id: str) -> None:
+    """Print a journey's state (stage, steps done, pending wait, tasks)."""
+    _print_state(_run(lambda j: j.state(journey_id)))
+
+
+@app.command()
+def event(
+    journey_id: str,
+    type: str = typer.Option(..., "--type", help="Event type, e.g. task.completed."),
+    key: str = typer.Option(..., help="Correlation key (task id, PA number, Rx id...)."),
+    event_id: str | None = typer.Option(None, help="Event id (default: a new one)."),
+    data: str = typer.Option("{}", help="Event data as JSON."),
+) -> None:
+    """Deliver an event to a journey (operators: complete a task, retry a step...)."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError:
+        typer.echo("error: --data must be JSON", err=True)
+        raise typer.Exit(2) from None
+    ev = PartnerEvent(
+        event_id=event_id or f"op-{uuid.uuid4()}",
+        type=type,
+        correlation_key=key,
+        journey_ref=journey_id,
+        occurred_at=datetime.now(UTC),
+        data=payload,
+    )
+    ack = _run(lambda j: j.send_event(journey_id, ev))
+    typer.echo("accepted" if ack.accepted else "duplicate (already received)")
+
+
+@app.command()
+def pause(journey_id: str, reason: str = typer.Option("", help="Why (no patient data).")) -> None:
+    """Pause a journey between steps."""
+    typer.echo(f"{_run(lambda j: j.pause(journey_id, reason)).status}")
+
+
+@app.command()
+def resume(journey_id: str) -> None:
+    """Resume a paused journey."""
+    typer.echo(f"{_run(lambda j: j.resume(journey_id)).status}")
+
+
+@app.command()
+def cancel(journey_id: str, reason: str = typer.Option(..., help="Why (no patient data).")) -> None:
+    """Cancel a journey."""
+    _run(lambda j: j.cancel(journey_id, reason))
+    typer.echo("cancelling")
+
+
+@app.command()
+def config() -> None:
+    """Print the configuration table (Markdown) for the README."""
+    typer.echo(config_table())
+
+
+def config_table() -> str:
+    rows = ["| variable | default | description |", "|---|---|---|"]
+    for group in Settings.groups:
+        prefix = group.model_config.get("env_prefix", "")
+        for name, info in group.model_fields.items():
+            alias = info.validation_alias if isinstance(info.validation_alias, str) else None
+            env = alias or f"{prefix}{name}".upper()
+            default = info.default
+            shown = "(secret)" if "Secret" in type(default).__name__ else str(default)
+            if "/" in shown and "://" not in shown:
+                shown = shown.replace(str(get_settings().stack.data_dir.parent), ".")
+            rows.append(f"| `{env}` | `{shown}` | {info.description or ''} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    code: int | str | None = 0
+    try:
+        app()
+    except SystemExit as done:
+        code = done.code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: the Temporal client's native threads can abort it.
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
 
 if __name__ == "__main__":
-    app()
+    main()

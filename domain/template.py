@@ -84,7 +84,8 @@ class PartnerActionStep(StepBase):
     action: Literal[PARTNER_ACTIONS]  # type: ignore[valid-type]
     inputs: dict[str, Expression] = Field(
         default_factory=dict,
-        description="Extra request fields, each an expression (e.g. appeal_of: steps.pa_submit.pa_number).",
+        description="Extra request fields, each an expression "
+        "(e.g. appeal_of: steps.pa_submit.pa_number).",
     )
     on_error: dict[str, str] = Field(
         default_factory=dict,

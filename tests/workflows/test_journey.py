@@ -77,10 +77,10 @@ class Harness:
 
     async def fast_forward(self, journey_id: str, days: float) -> None:
         handle = self.journeys.handle(journey_id)
-        await self.env.fast_forward(handle, timedelta(days=days))  # type: ignore[attr-defined]
+        await self.env.fast_forward(handle, timedelta(days=days))
 
     async def finish(self, journey_id: str) -> JourneyState:
-        await self.env.fast_forward(self.journeys.handle(journey_id))  # type: ignore[attr-defined]
+        await self.env.fast_forward(self.journeys.handle(journey_id))
         return await self.journeys.result(journey_id)
 
 
