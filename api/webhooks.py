@@ -96,8 +96,7 @@ class Webhooks:
             return problem(401, "bad-signature", "Signature verification failed")
         journey = request.query_params.get("journey")
         try:
-            is_status = "MessageStatus" in form or "SmsStatus" in form
-            event = (sms.parse_status_callback if is_status else sms.parse_inbound)(form, journey)
+            event = sms.parse_callback(form, journey)
         except CallbackInvalid as err:
             return problem(400, "invalid-callback", "Callback could not be parsed", str(err))
         return await self.deliver("sms", [event])

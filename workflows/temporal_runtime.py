@@ -24,7 +24,8 @@ PARTNER_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
 )
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Partner calls time out at 10 s; a dead worker's call is retried elsewhere after this.
+ACTIVITY_TIMEOUT = timedelta(seconds=15)
 
 # SMS delivery statuses can arrive out of order; a later status never goes backwards.
 _STATUS_RANK = {"accepted": 0, "queued": 1, "sending": 2, "sent": 3}

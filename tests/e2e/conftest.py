@@ -1,0 +1,194 @@
+"""The whole stack over loopback: dev server, sandbox, receiver and worker as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from client.journeys import JourneyClient
+from devtools.processes import Child, Children, wait_for_port
+from devtools.temporal_cli import temporal_cli_path
+from domain.journey import JourneyState
+from domain.template_loader import get_template
+from store.db import create_tables, make_engine
+from store.models import PatientContact
+from store.patients import PatientDirectory
+from workflows import search_attributes as sa
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAM = "e2e-program"
+SECRET = "e2e-webhook-secret"
+TWILIO_TOKEN = "e2e-twilio-token"
+# A journey-day per real second; a 1-day refill lead keeps the whole journey to seconds.
+TIME_SCALE = 86400.0
+FAST_PARAMS = {"days_supply": 8, "refill_lead_days": 7}
+FAST_PARTNERS = {
+    "consent_after_seconds": 0.1,
+    "ship_after_seconds": 0.2,
+    "deliver_after_seconds": 0.2,
+    "sms_status_interval_seconds": 0.05,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    journeys: JourneyClient
+    children: Children
+    sandbox_url: str
+    receiver_url: str
+    directory: PatientDirectory
+    worker: Child | None = None
+
+    # -- processes -------------------------------------------------------------------
+    def start_worker(self) -> None:
+        self.worker = self.children.start("worker", [sys.executable, str(ROOT / "worker.py")])
+
+    def kill_worker(self) -> None:
+        assert self.worker is not None
+        os.kill(self.worker.proc.pid, signal.SIGKILL)
+        self.worker.proc.wait()
+        self.children.running.remove(self.worker)
+        self.worker = None
+
+    # -- patients and journeys ---------------------------------------------------------
+    def new_patient(self, scenario: dict[str, Any], sms_consent: bool = True) -> str:
+        ref = f"pt-{uuid.uuid4().hex[:12]}"
+        self.directory.upsert_contact(
+            PatientContact(patient_ref=ref, phone="+15555550199", email=f"{ref}@example.com")
+        )
+        if sms_consent:
+            for purpose in ("treatment", "adherence"):
+                self.directory.grant_consent(ref, "sms", purpose, PROGRAM)
+        put = httpx.put(
+            f"{self.sandbox_url}/_sandbox/scenarios/{ref}", json={**FAST_PARTNERS, **scenario}
+        )
+        put.raise_for_status()
+        return ref
+
+    async def start(self, patient_ref: str) -> str:
+        ack = await self.journeys.start(
+            get_template("specialty_start"),
+            patient_ref=patient_ref,
+            program=PROGRAM,
+            params=FAST_PARAMS,
+            time_scale=TIME_SCALE,
+        )
+        return ack.journey_id
+
+    async def finished(self, journey_id: str, within: float = 60) -> JourneyState:
+        return await asyncio.wait_for(self.journeys.result(journey_id), within)
+
+    async def reaches(self, journey_id: str, step: str, within: float = 30) -> JourneyState:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            state = await self.journeys.state(journey_id)
+            if state.current_step == step:
+                return state
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{journey_id} never reached {step}")
+
+    # -- what the partners saw -----------------------------------------------------------
+    def received(self, patient_ref: str) -> list[dict[str, Any]]:
+        rows = httpx.get(
+            f"{self.sandbox_url}/_sandbox/received", params={"patient_ref": patient_ref}
+        )
+        rows.raise_for_status()
+        return list(rows.json())
+
+    def messages(self, patient_ref: str) -> list[dict[str, Any]]:
+        rows = httpx.get(
+            f"{self.sandbox_url}/_sandbox/messages", params={"patient_ref": patient_ref}
+        )
+        rows.raise_for_status()
+        return list(rows.json())
+
+    def callbacks(self, patient_ref: str) -> list[dict[str, Any]]:
+        rows = httpx.get(
+            f"{self.sandbox_url}/_sandbox/callbacks", params={"patient_ref": patient_ref}
+        )
+        rows.raise_for_status()
+        return list(rows.json())
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path(),
+        search_attributes=sa.ALL,
+        data_converter=pydantic_data_converter,
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    data = tmp_path_factory.mktemp("stack")
+    yield {
+        "PITWALL_DATA_DIR": str(data),
+        "DATABASE_URL": os.environ.get("PITWALL_TEST_DATABASE_URL")
+        or f"sqlite:///{data / 'pitwall.db'}",
+        "PITWALL_SANDBOX_PORT": str(free_port()),
+        "PITWALL_RECEIVER_PORT": str(free_port()),
+        "PITWALL_RECEIVER_WEBHOOK_SECRET": SECRET,
+        "PITWALL_PARTNER_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "PITWALL_TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
+        "PITWALL_LOG_FORMAT": "json",
+    }
+
+
+@pytest.fixture(scope="session")
+async def stack(
+    temporal_env: WorkflowEnvironment, stack_env: dict[str, str]
+) -> AsyncIterator[Stack]:
+    address = temporal_env.client.service_client.config.target_host
+    env = {**os.environ, **stack_env, "PITWALL_TEMPORAL_ADDRESS": address}
+    children = Children(log_dir=Path(stack_env["PITWALL_DATA_DIR"]) / "logs", env=env)
+    sandbox_port = int(stack_env["PITWALL_SANDBOX_PORT"])
+    receiver_port = int(stack_env["PITWALL_RECEIVER_PORT"])
+    receiver_url = f"http://127.0.0.1:{receiver_port}"
+    try:
+        sandbox = children.start(
+            "sandbox",
+            [
+                sys.executable, "-m", "sandbox", "--port", str(sandbox_port),
+                "--callback-url", receiver_url, "--secret", SECRET,
+                "--twilio-auth-token", TWILIO_TOKEN,
+            ],
+        )  # fmt: skip
+        receiver = children.start("receiver", [sys.executable, "-m", "api"])
+        wait_for_port("127.0.0.1", sandbox_port, 30, sandbox)
+        wait_for_port("127.0.0.1", receiver_port, 30, receiver)
+        engine = make_engine(env["DATABASE_URL"])
+        create_tables(engine)
+        stack = Stack(
+            journeys=JourneyClient(temporal_env.client, stack_env["PITWALL_TEMPORAL_TASK_QUEUE"]),
+            children=children,
+            sandbox_url=f"http://127.0.0.1:{sandbox_port}",
+            receiver_url=receiver_url,
+            directory=PatientDirectory(engine),
+        )
+        stack.start_worker()
+        yield stack
+    finally:
+        children.stop_all()
