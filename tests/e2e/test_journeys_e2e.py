@@ -13,6 +13,10 @@ from domain.journey import JourneyState
 from tests.e2e.conftest import SECRET, Stack
 
 
+def sign(timestamp: str, body: bytes) -> str:
+    return sign_body(SECRET, timestamp, body)
+
+
 def operations(rows: list[dict[str, object]]) -> list[str]:
     return sorted(f"{r['service']}:{r['operation']}" for r in rows)
 
@@ -152,19 +156,21 @@ async def test_webhook_rejects_forgery_and_keeps_orphans(stack: Stack) -> None:
     ).encode()
     ts = str(int(time.time()))
     url = f"{stack.receiver_url}/v1/webhooks/pharmacy"
-    forged = httpx.post(
-        url, content=body, headers={TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: "0" * 64}
-    )
+    garbage = b'{"type": "pharmacy.shipped"}'
+    async with httpx.AsyncClient() as http:
+        forged = await http.post(
+            url, content=body, headers={TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: "0" * 64}
+        )
+        orphan = await http.post(
+            url, content=body, headers={TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(ts, body)}
+        )
+        bad = await http.post(
+            url,
+            content=garbage,
+            headers={TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(ts, garbage)},
+        )
     assert forged.status_code == 401
     assert forged.headers["content-type"] == "application/problem+json"
-
-    signed = {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign_body(SECRET, ts, body)}
-    orphan = httpx.post(url, content=body, headers=signed)
     assert orphan.status_code == 202
     assert orphan.json()["outcomes"] == ["kept_for_review"]
-
-    garbage = b'{"type": "pharmacy.shipped"}'
-    bad = httpx.post(
-        url, content=garbage, headers={TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign_body(SECRET, ts, garbage)}
-    )  # fmt: skip
     assert bad.status_code == 400

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,7 @@ from domain.template import JourneyTemplate
 from tests.workflows.fakes import ScriptedPartners, rejected
 from workflows.journey import TherapyJourney
 
+HISTORIES = Path(__file__).parent / "histories"
 TEMPLATE = JourneyTemplate.model_validate(
     yaml.safe_load((Path(__file__).parents[2] / "templates" / "specialty_start.yaml").read_text())
 )
@@ -79,9 +81,13 @@ class Harness:
         handle = self.journeys.handle(journey_id)
         await self.env.fast_forward(handle, timedelta(days=days))
 
-    async def finish(self, journey_id: str) -> JourneyState:
+    async def finish(self, journey_id: str, record_as: str | None = None) -> JourneyState:
         await self.env.fast_forward(self.journeys.handle(journey_id))
-        return await self.journeys.result(journey_id)
+        state = await self.journeys.result(journey_id)
+        if record_as and os.environ.get("PITWALL_RECORD_HISTORIES"):
+            history = await self.journeys.handle(journey_id).fetch_history()
+            (HISTORIES / f"{record_as}.json").write_text(history.to_json())
+        return state
 
 
 HarnessFactory = Callable[[dict[str, Any]], Awaitable[Harness]]
@@ -131,7 +137,7 @@ async def test_approved_journey_reaches_first_refill_reminder(harness: HarnessFa
     jid = await h.start()
     await through_consent(h, jid)
     await through_pharmacy(h, jid)
-    state = await h.finish(jid)
+    state = await h.finish(jid, record_as="specialty_start_v1_approved")
 
     assert state.status == "completed"
     assert state.outcome_reason == "first_refill_reminded"
@@ -165,7 +171,7 @@ async def test_ten_day_pended_prior_auth_completes_in_seconds(harness: HarnessFa
     await h.fast_forward(jid, days=10)
     await h.send(jid, "pa.decided", "PA-9", outcome="approved")
     await through_pharmacy(h, jid)
-    state = await h.finish(jid)
+    state = await h.finish(jid, record_as="specialty_start_v1_pended")
 
     submitted, _ = step_times(state, "pa_submit")
     _, decided = step_times(state, "pa_decision")
@@ -249,7 +255,7 @@ async def test_rejected_partner_call_parks_journey_until_operator_retries(
     h.partners.answers["payer.verify_benefits"] = {"coverage_active": True, "pa_required": False}
     await h.send(jid, "operator.retry", "benefits")
     await through_pharmacy(h, jid)
-    state = await h.finish(jid)
+    state = await h.finish(jid, record_as="specialty_start_v1_operator_retry")
     keys = [c.idempotency_key for c in h.partners.calls if c.action == "payer.verify_benefits"]
     assert len(keys) == 2 and len(set(keys)) == 2  # a retried step is a new request
     assert "pa_submit" not in state.visits

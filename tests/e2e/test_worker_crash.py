@@ -1,0 +1,51 @@
+"""Kill the worker (SIGKILL) mid-journey: nothing is lost, nothing is sent twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tests.e2e.conftest import Stack
+
+
+async def wait_for_request(stack: Stack, patient: str, key_suffix: str, within: float = 30) -> None:
+    """Until the partner has the request in hand (the worker is mid-call)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        rows = await asyncio.to_thread(stack.received, patient)
+        if any(str(r["idempotency_key"]).endswith(key_suffix) for r in rows):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"partner never received {key_suffix}")
+
+
+async def test_killed_worker_loses_nothing_and_sends_nothing_twice(stack: Stack) -> None:
+    # Slow partner answers keep the welcome text in flight long enough to kill the worker.
+    patient = stack.new_patient({"pa": "pend_approve", "pend_seconds": 0.5, "slow_ms": 1500})
+    journey = await stack.start(patient)
+
+    # 1. While the pended PA waits for the payer's callback (a durable wait).
+    await stack.reaches(journey, "pa_decision")
+    stack.kill_worker()
+    await asyncio.sleep(1.0)  # the payer's decision arrives while no worker runs
+    stack.start_worker()
+
+    # 2. While the welcome SMS request is at the gateway, before its answer comes back.
+    await wait_for_request(stack, patient, "/welcome/1")
+    stack.kill_worker()
+    stack.start_worker()
+
+    state = await stack.finished(journey, within=90)
+    assert state.status == "completed"
+    assert state.visits["pa_decision"] == 1
+    assert state.events["pa_decision"]["outcome"] == "approved"
+
+    messages = stack.messages(patient)
+    assert len(messages) == 2, messages  # the welcome and the refill reminder, once each
+    rows = stack.received(patient)
+    assert sorted(r["operation"] for r in rows) == [
+        "eligibility", "pas_submit", "referral", "request", "send", "send",
+    ]  # fmt: skip
+    welcome = next(r for r in rows if str(r["idempotency_key"]).endswith("/welcome/1"))
+    # The retry after the crash reached the gateway with the same key and was deduplicated.
+    assert welcome["attempts"] >= 2

@@ -1,0 +1,32 @@
+"""Golden histories: journeys recorded with earlier workflow code must replay unchanged.
+
+A change to workflow or interpreter code that breaks one of these would break running
+journeys: guard it with `workflow.patched(...)` instead. Record new goldens with
+`PITWALL_RECORD_HISTORIES=1 .venv/bin/pytest tests/workflows/test_journey.py` (keep the
+old files: they stand for journeys still running on the old code).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.journey import TherapyJourney
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_golden_histories_exist() -> None:
+    assert len(HISTORIES) >= 3
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays_with_current_code(path: Path) -> None:
+    replayer = Replayer(workflows=[TherapyJourney], data_converter=pydantic_data_converter)
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
