@@ -20,7 +20,7 @@ from devtools.processes import Children, StackError, require_free_port, wait_for
 from devtools.temporal_cli import TemporalCliMissing, temporal_cli_path
 from domain.template_loader import get_template
 from settings import Settings, get_settings
-from store.db import create_tables, make_engine
+from store.db import make_engine, migrate
 from store.patients import PatientDirectory
 from workflows import search_attributes as sa
 
@@ -81,7 +81,7 @@ def start_processes(settings: Settings, children: Children) -> None:
 
 async def start_demo(settings: Settings) -> list[str]:
     engine = make_engine(settings.stack.database())
-    create_tables(engine)
+    migrate(engine)
     demo.seed_store(PatientDirectory(engine))
     demo.seed_sandbox(settings.sandbox.base_url())
     temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)

@@ -17,7 +17,7 @@ from activities import build_activities
 from client import connect_temporal
 from logs import configure_logging
 from settings import Settings, get_settings
-from store.db import create_tables, make_engine
+from store.db import make_engine, migrate
 from store.patients import PatientDirectory
 from workflows.journey import TherapyJourney
 
@@ -26,7 +26,7 @@ log = structlog.get_logger("worker")
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     engine = make_engine(settings.stack.database())
-    await asyncio.to_thread(create_tables, engine)
+    await asyncio.to_thread(migrate, engine)
     temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
     worker = Worker(
         temporal,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +11,7 @@ from fastapi import FastAPI
 from api.webhooks import Webhooks
 from client.journeys import JourneyClient, connect_temporal
 from settings import Settings, get_settings
-from store.db import create_tables, make_engine
+from store.db import make_engine, migrate
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        create_tables(engine)
+        await asyncio.to_thread(migrate, engine)
         temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
         webhooks.journeys = JourneyClient(temporal, settings.temporal.task_queue)
         yield

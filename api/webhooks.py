@@ -14,7 +14,6 @@ from collections.abc import Callable
 import structlog
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import Engine
-from sqlmodel import Session
 from temporalio.service import RPCError
 
 from adapters import consent, email, payer, pharmacy, sms
@@ -29,7 +28,7 @@ from adapters.signatures import (
 from api.problems import problem
 from client.journeys import JourneyClient, JourneyClosed, JourneyNotFound
 from domain.partners import PartnerEvent
-from store.models import UnmatchedCallback
+from store.callbacks import CallbackRepository
 
 log = structlog.get_logger("webhooks")
 
@@ -139,22 +138,7 @@ class Webhooks:
         return "delivered"
 
     async def _keep(self, partner: str, event: PartnerEvent, reason: str) -> None:
-        def write() -> None:
-            with Session(self.engine) as s:
-                s.add(
-                    UnmatchedCallback(
-                        partner=partner,
-                        event_id=event.event_id,
-                        event_type=event.type,
-                        correlation_key=event.correlation_key,
-                        journey_ref=event.journey_ref,
-                        reason=reason,
-                        payload=event.model_dump_json(),
-                    )
-                )
-                s.commit()
-
-        await asyncio.to_thread(write)
+        await asyncio.to_thread(CallbackRepository(self.engine).keep, partner, event, reason)
 
 
 def _one(parse: Callable[[bytes], PartnerEvent]) -> Callable[[bytes], list[PartnerEvent]]:

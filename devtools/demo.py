@@ -15,8 +15,7 @@ import httpx
 from client.journeys import JourneyClient
 from domain.journey import StartAck
 from domain.template import JourneyTemplate
-from store.models import PatientContact
-from store.patients import PatientDirectory
+from store.patients import PatientDetails, PatientDirectory
 
 PROGRAM = "demo-program"
 
@@ -69,13 +68,13 @@ DEMO_PATIENTS = (
 
 def seed_store(directory: PatientDirectory) -> None:
     for patient in DEMO_PATIENTS:
-        directory.upsert_contact(
-            PatientContact(
-                patient_ref=patient.ref,
+        directory.patients.upsert(
+            patient.ref,
+            PatientDetails(
                 phone=patient.phone,
                 email=f"{patient.ref}@example.com",
                 timezone=patient.context["timezone"],
-            )
+            ),
         )
         if patient.sms_consent:
             for purpose in ("treatment", "adherence"):

@@ -1,0 +1,51 @@
+"""The Pitwall store: the patient record, consents, preferences, the contact ledger and the
+unified timeline, on SQLite (default) or PostgreSQL (`DATABASE_URL`).
+
+    from store import Store
+    store = Store.open(settings.stack.database())     # engine + migrations to head
+    store.timeline.record(TimelineEvent(...))
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from store.callbacks import CallbackRepository
+from store.consents import ConsentRepository, PreferenceRepository
+from store.db import make_engine, migrate
+from store.erasure import ErasureReport, forget
+from store.ledger import ContactLedger
+from store.patients import PatientDirectory, PatientRepository
+from store.timeline import TimelineRepository
+
+
+class Store:
+    """Every repository over one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.patients = PatientRepository(engine)
+        self.consents = ConsentRepository(engine)
+        self.preferences = PreferenceRepository(engine)
+        self.ledger = ContactLedger(engine)
+        self.timeline = TimelineRepository(engine)
+        self.callbacks = CallbackRepository(engine)
+        self.directory = PatientDirectory(engine)
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True) -> Store:
+        engine = make_engine(url)
+        if upgrade:
+            migrate(engine)
+        return cls(engine)
+
+    def forget(self, patient_ref: str, at: datetime | None = None) -> ErasureReport:
+        return forget(self.engine, patient_ref, at)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["Store"]

@@ -24,9 +24,8 @@ from devtools.processes import Child, Children, wait_for_port
 from devtools.temporal_cli import temporal_cli_path
 from domain.journey import JourneyState
 from domain.template_loader import get_template
-from store.db import create_tables, make_engine
-from store.models import PatientContact
-from store.patients import PatientDirectory
+from store.db import make_engine, migrate
+from store.patients import PatientDetails, PatientDirectory
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,8 +72,8 @@ class Stack:
     # -- patients and journeys ---------------------------------------------------------
     def new_patient(self, scenario: dict[str, Any], sms_consent: bool = True) -> str:
         ref = f"pt-{uuid.uuid4().hex[:12]}"
-        self.directory.upsert_contact(
-            PatientContact(patient_ref=ref, phone="+15555550199", email=f"{ref}@example.com")
+        self.directory.patients.upsert(
+            ref, PatientDetails(phone="+15555550199", email=f"{ref}@example.com")
         )
         if sms_consent:
             for purpose in ("treatment", "adherence"):
@@ -180,7 +179,7 @@ async def stack(
         wait_for_port("127.0.0.1", sandbox_port, 30, sandbox)
         wait_for_port("127.0.0.1", receiver_port, 30, receiver)
         engine = make_engine(env["DATABASE_URL"])
-        create_tables(engine)
+        migrate(engine)
         stack = Stack(
             journeys=JourneyClient(temporal_env.client, stack_env["PITWALL_TEMPORAL_TASK_QUEUE"]),
             children=children,

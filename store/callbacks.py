@@ -1,0 +1,68 @@
+"""Partner callbacks no journey could take: kept for operator review, never dropped."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine, Text
+from sqlmodel import Field, SQLModel, col, select
+
+from domain.partners import PartnerEvent
+from store.db import session
+from store.phi import RedactedRepr
+from store.types import UtcDateTime, utcnow
+
+
+class UnmatchedCallback(RedactedRepr, SQLModel, table=True):
+    __tablename__ = "unmatched_callback"
+    __phi__ = frozenset({"payload"})
+
+    id: int | None = Field(default=None, primary_key=True)
+    partner: str = Field(max_length=32)
+    event_id: str = Field(index=True, max_length=200)
+    event_type: str = Field(max_length=64)
+    correlation_key: str = Field(max_length=200)
+    journey_ref: str | None = Field(default=None, max_length=300)
+    patient_ref: str | None = Field(default=None, index=True, max_length=64)
+    reason: str = Field(max_length=64)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    payload: str | None = Field(
+        default=None, sa_type=Text, description="The parsed event as JSON (may hold PHI)."
+    )
+
+
+def patient_of(journey_ref: str | None) -> str | None:
+    """The patient ref inside a journey id `journey/{program}/{patient}[/{key}]`."""
+    parts = (journey_ref or "").split("/")
+    return parts[2] if len(parts) >= 3 and parts[0] == "journey" and parts[2] else None
+
+
+class CallbackRepository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def keep(self, partner: str, event: PartnerEvent, reason: str) -> UnmatchedCallback:
+        row = UnmatchedCallback(
+            partner=partner,
+            event_id=event.event_id,
+            event_type=event.type,
+            correlation_key=event.correlation_key,
+            journey_ref=event.journey_ref,
+            patient_ref=patient_of(event.journey_ref),
+            reason=reason,
+            payload=event.model_dump_json(),
+        )
+        with session(self.engine) as s:
+            s.add(row)
+            s.commit()
+            return row
+
+    def recent(self, limit: int = 100) -> list[UnmatchedCallback]:
+        with session(self.engine) as s:
+            return list(
+                s.exec(
+                    select(UnmatchedCallback)
+                    .order_by(col(UnmatchedCallback.id).desc())
+                    .limit(limit)
+                )
+            )
