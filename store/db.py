@@ -88,5 +88,7 @@ def insert_ignore(
         stmt = lite.on_conflict_do_nothing(index_elements=list(conflict) if conflict else None)
     else:  # pragma: no cover - only SQLite and Postgres are supported
         raise NotImplementedError(f"idempotent insert not supported on {dialect}")
-    result = s.execute(stmt)
-    return bool(getattr(result, "rowcount", 0) == 1)
+    # RETURNING answers with the row only if it was inserted (rowcount is not reliable
+    # here: the dialect may consume the cursor for the implicit primary-key RETURNING).
+    first_column = next(iter(table.primary_key.columns))
+    return s.execute(stmt.returning(first_column)).first() is not None

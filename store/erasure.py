@@ -8,7 +8,7 @@ What `forget` erases, in one transaction:
   when, by which method, and when it was revoked);
 - timeline summaries and correlation ids (type, time, journey and key stay, `redacted`);
 - provider message ids in the contact ledger (statuses and reasons stay, so counts do);
-- payloads of unmatched callbacks for the patient's journeys.
+- payloads and correlation keys of unmatched callbacks for the patient's journeys.
 What stays: the pseudonymous ref, timeline entries per type, the ledger's decisions, the
 consent history without addresses, preferences and opt-outs (codes, no personal data),
 plus a `do_not_contact` preference so nothing is ever sent again.
@@ -102,7 +102,7 @@ def forget(engine: Engine, patient_ref: str, at: datetime | None = None) -> Eras
                 col(UnmatchedCallback.patient_ref) == patient_ref,
                 col(UnmatchedCallback.payload).is_not(None),
             )
-            .values(payload=None),
+            .values(payload=None, correlation_key=""),
         )
         if not already:
             current = PreferenceRepository._current(s, patient_ref)
@@ -130,7 +130,7 @@ def forget(engine: Engine, patient_ref: str, at: datetime | None = None) -> Eras
                     "summary": "personal data erased",
                     "correlation": {},
                     "recorded_at": at,
-                    "redacted": False,
+                    "redacted": True,  # nothing personal in it: never scrubbed again
                 },
                 conflict=("idempotency_key",),
             )
