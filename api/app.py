@@ -1,22 +1,69 @@
-"""The HTTP front door. For now: partner callbacks (webhooks) and a health check."""
+"""The HTTP front door: the journey API (/v1/journeys, /v1/templates), partner
+webhooks (/v1/webhooks/*) and a health check. OpenAPI at /openapi.json, docs at /docs.
+
+`create_app(settings)` connects to Temporal when the app starts; if Temporal is not
+there yet, the app starts anyway and answers 503 + Retry-After until it is. Tests can
+pass their own Temporal client and template catalog.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
+from temporalio.client import Client
 
+from api import errors, openapi
+from api import journeys as journeys_api
+from api import templates as templates_api
+from api.catalog import TemplateCatalog
 from api.webhooks import Webhooks
 from client.journeys import JourneyClient, connect_temporal
-from settings import Settings, get_settings
+from settings import Settings, TemporalSettings, get_settings
 from store.db import make_engine, migrate
 
+log = structlog.get_logger("api")
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+DESCRIPTION = """\
+Start, inspect and steer specialty-therapy patient journeys; receive partner callbacks.
+
+* Identifiers are pseudonymous: values that look like phone numbers, dates or SSNs are
+  refused, and no error ever echoes a value back.
+* Starting is idempotent: the same request (patient x program x business key) returns
+  the same journey, 201 the first time and 200 after.
+* Errors are RFC 9457 `application/problem+json` with a stable `type`.
+"""
+
+
+async def temporal_client(config: TemporalSettings) -> Client:
+    """Connected now if Temporal answers; else a lazy client that connects on first use."""
+    try:
+        return await connect_temporal(config.address, config.namespace)
+    except RuntimeError:
+        log.warning("api.temporal_unreachable_at_start", address=config.address)
+        return await connect_temporal(config.address, config.namespace, lazy=True)
+
+
+def page_token_key(settings: Settings) -> bytes:
+    """Listing page tokens are signed with a key every replica derives alike."""
+    secret = settings.receiver.webhook_secret.get_secret_value().encode()
+    return hmac.new(secret, b"pitwall/page-token", hashlib.sha256).digest()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    temporal: Client | None = None,
+    templates: TemplateCatalog | None = None,
+) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.stack.database())
+    catalog = templates or TemplateCatalog.load()
 
     webhooks = Webhooks(
         engine,
@@ -28,16 +75,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate, engine)
-        temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
-        webhooks.journeys = JourneyClient(temporal, settings.temporal.task_queue)
+        client = temporal or await temporal_client(settings.temporal)
+        journeys = JourneyClient(
+            client, settings.temporal.task_queue, page_token_key=page_token_key(settings)
+        )
+        webhooks.journeys = journeys
+        app.state.journeys = journeys
+        app.state.templates = catalog
         yield
         engine.dispose()
 
-    app = FastAPI(title="Pitwall", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Pitwall",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    errors.install(app)
+    app.include_router(journeys_api.router)
+    app.include_router(templates_api.router)
     app.include_router(webhooks.router())
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    openapi.install(app)
     return app

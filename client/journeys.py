@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -18,10 +20,19 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.journey import ControlRequest, EventAck, JourneyStart, JourneyState, StartAck
+from client.models import JourneyFilter, JourneyPage
+from client.visibility import decode_page_token, encode_page_token, journey_query, summary
+from domain.journey import (
+    ControlRequest,
+    EventAck,
+    JourneyStart,
+    JourneyState,
+    PreferencesChange,
+    StartAck,
+)
 from domain.partners import PartnerEvent
 from domain.template import JourneyTemplate
 from workflows import search_attributes as sa
@@ -30,9 +41,13 @@ from workflows.journey import TherapyJourney
 T = TypeVar("T")
 
 
-async def connect_temporal(address: str, namespace: str = "default") -> Client:
+async def connect_temporal(
+    address: str, namespace: str = "default", *, lazy: bool = False
+) -> Client:
+    """A client with the pydantic data converter. `lazy`: connect on first use (and again
+    on each use until it succeeds) instead of now, for servers that start before Temporal."""
     return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter
+        address, namespace=namespace, data_converter=pydantic_data_converter, lazy=lazy
     )
 
 
@@ -49,7 +64,14 @@ class JourneyClosed(JourneyError):
 
 
 class ControlRejected(JourneyError):
-    """An update's validator said no (e.g. pausing a paused journey)."""
+    """An update's validator said no (e.g. pausing a paused journey).
+
+    `error_type` is the validator's ApplicationError type: `InvalidState` (the journey is
+    in the wrong state for it) or `InvalidPreferences` (the values were wrong)."""
+
+    def __init__(self, message: str, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 async def _guarded(journey_id: str, call: Awaitable[T]) -> T:
@@ -57,7 +79,9 @@ async def _guarded(journey_id: str, call: Awaitable[T]) -> T:
     try:
         return await call
     except WorkflowUpdateFailedError as err:
-        raise ControlRejected(str(err.cause) if err.cause else str(err)) from err
+        cause = err.cause
+        error_type = cause.type if isinstance(cause, ApplicationError) else None
+        raise ControlRejected(str(cause) if cause else str(err), error_type) from err
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND and "completed" not in err.message:
             raise JourneyNotFound(f"no journey {journey_id}") from err
@@ -67,9 +91,15 @@ async def _guarded(journey_id: str, call: Awaitable[T]) -> T:
 
 
 class JourneyClient:
-    def __init__(self, temporal: Client, task_queue: str) -> None:
+    def __init__(
+        self, temporal: Client, task_queue: str, *, page_token_key: bytes | None = None
+    ) -> None:
+        """`page_token_key` authenticates listing page tokens; give every replica of a
+        service the same one (default: random, so tokens work within this process)."""
         self.temporal = temporal
         self.task_queue = task_queue
+        self.page_token_key = page_token_key or secrets.token_bytes(32)
+        self._starting: dict[str, asyncio.Task[StartAck]] = {}
 
     async def start(
         self,
@@ -92,6 +122,26 @@ class JourneyClient:
             context=context or {},
             time_scale=time_scale,
         )
+        # Concurrent starts of one journey in this process share one call to Temporal
+        # (which would refuse more than a few concurrent updates on one workflow anyway).
+        # Only the caller whose call it is can learn that it created the journey.
+        key = start.workflow_id
+        shared = self._starting.get(key)
+        if shared is not None:
+            ack = await asyncio.shield(shared)
+            return ack.model_copy(update={"created": False})
+        call = asyncio.ensure_future(self._start(start))
+        self._starting[key] = call
+        call.add_done_callback(lambda done: self._finished_start(key, done))
+        return await asyncio.shield(call)
+
+    def _finished_start(self, key: str, call: asyncio.Task[StartAck]) -> None:
+        self._starting.pop(key, None)
+        if not call.cancelled():
+            call.exception()  # retrieved here, so an unawaited failure is not reported twice
+
+    async def _start(self, start: JourneyStart) -> StartAck:
+        template = start.template
         operation = WithStartWorkflowOperation(
             TherapyJourney.run,
             start,
@@ -106,9 +156,11 @@ class JourneyClient:
                     SearchAttributePair(sa.TEMPLATE_VERSION, template.version),
                     SearchAttributePair(sa.STAGE, "REFERRED"),
                     SearchAttributePair(sa.NEEDS_ATTENTION, False),
+                    SearchAttributePair(sa.PATIENT, start.patient_ref),
+                    SearchAttributePair(sa.PROGRAM, start.program),
                 ]
             ),
-            static_summary=f"{template.id} v{template.version} · {program}",
+            static_summary=f"{template.id} v{template.version} · {start.program}",
         )
         try:
             return await self.temporal.execute_update_with_start_workflow(
@@ -122,6 +174,32 @@ class JourneyClient:
                 template_id=state.template_id,
                 template_version=state.template_version,
             )
+        except RPCError as err:
+            # Temporal admits a handful of in-flight updates per workflow; a burst of
+            # repeated starts overflows that. A journey with updates in flight exists
+            # already, so this request did not create it: answer from its description.
+            if err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
+                raise
+            existing = await self._describe_existing(start.workflow_id)
+            if existing is None:
+                raise
+            return existing
+
+    async def _describe_existing(self, journey_id: str) -> StartAck | None:
+        try:
+            described = await self.handle(journey_id).describe()
+        except RPCError:
+            return None
+        found = described.typed_search_attributes
+        template_id, version = found.get(sa.TEMPLATE), found.get(sa.TEMPLATE_VERSION)
+        if template_id is None or version is None:
+            return None
+        return StartAck(
+            journey_id=journey_id,
+            created=False,
+            template_id=template_id,
+            template_version=version,
+        )
 
     def handle(self, journey_id: str) -> WorkflowHandle[Any, Any]:
         return self.temporal.get_workflow_handle(journey_id)
@@ -161,6 +239,33 @@ class JourneyClient:
             self.handle(journey_id).execute_update(
                 TherapyJourney.cancel, ControlRequest(reason=reason)
             ),
+        )
+
+    async def set_preferences(self, journey_id: str, change: PreferencesChange) -> JourneyState:
+        """Change contact preferences; the workflow's validator rejects bad values
+        (ControlRejected, error_type InvalidPreferences) before they reach history."""
+        return await _guarded(
+            journey_id,
+            self.handle(journey_id).execute_update(TherapyJourney.set_preferences, change),
+        )
+
+    async def find(
+        self,
+        where: JourneyFilter | None = None,
+        *,
+        page_size: int = 50,
+        page_token: str | None = None,
+    ) -> JourneyPage:
+        """One page of journeys from Temporal visibility (eventually consistent)."""
+        executions = self.temporal.list_workflows(
+            journey_query(where or JourneyFilter()),
+            page_size=page_size,
+            next_page_token=decode_page_token(page_token, self.page_token_key),
+        )
+        await executions.fetch_next_page()
+        return JourneyPage(
+            items=[summary(e) for e in executions.current_page or []],
+            next_page_token=encode_page_token(executions.next_page_token, self.page_token_key),
         )
 
     async def result(self, journey_id: str) -> JourneyState:

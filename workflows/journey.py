@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
         EventAck,
         JourneyStart,
         JourneyState,
+        PreferencesChange,
         StartAck,
     )
     from domain.partners import PartnerEvent
@@ -111,6 +112,26 @@ class TherapyJourney:
         if self.state.status in FINISHED or self.runtime.cancel_reason is not None:
             raise ApplicationError(
                 f"journey is already {self.state.status}", type="InvalidState", non_retryable=True
+            )
+
+    # -- patient preferences -----------------------------------------------------------
+    @workflow.update
+    def set_preferences(self, change: PreferencesChange) -> JourneyState:
+        self.state.preferences = change.applied_to(self.state.preferences)
+        return self.state
+
+    @set_preferences.validator
+    def _validate_preferences(self, change: PreferencesChange) -> None:
+        """Rejects before anything reaches history: a finished journey, or bad values."""
+        if self.state.status in FINISHED or self.runtime.cancel_reason is not None:
+            status = self.state.status if self.state.status in FINISHED else "cancelling"
+            raise ApplicationError(
+                f"journey is already {status}", type="InvalidState", non_retryable=True
+            )
+        problems = change.problems()
+        if problems:
+            raise ApplicationError(
+                "; ".join(problems), type="InvalidPreferences", non_retryable=True
             )
 
     def _require_status(self, status: str, action: str) -> None:

@@ -8,8 +8,11 @@ TEMPLATE = SearchAttributeKey.for_keyword("PitwallTemplate")
 TEMPLATE_VERSION = SearchAttributeKey.for_int("PitwallTemplateVersion")
 STAGE = SearchAttributeKey.for_keyword("PitwallStage")
 NEEDS_ATTENTION = SearchAttributeKey.for_bool("PitwallNeedsAttention")
+# Set once at start by the client (pseudonymous ids), so journeys can be listed by them.
+PATIENT = SearchAttributeKey.for_keyword("PitwallPatient")
+PROGRAM = SearchAttributeKey.for_keyword("PitwallProgram")
 
-ALL = (TEMPLATE, TEMPLATE_VERSION, STAGE, NEEDS_ATTENTION)
+ALL = (TEMPLATE, TEMPLATE_VERSION, STAGE, NEEDS_ATTENTION, PATIENT, PROGRAM)
 
 
 def cli_flags() -> list[str]:

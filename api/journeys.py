@@ -1,0 +1,203 @@
+"""/v1/journeys: start (idempotent), state, listing, events, operator control, preferences.
+
+Every call is one Temporal operation through JourneyClient: start is update-with-start
+(USE_EXISTING), state is a query, listing is visibility, events / control / preferences
+are updates whose validators reject invalid changes before they reach history.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response, status
+from pydantic import AfterValidator
+
+from api.deps import JourneyId, Journeys, Templates
+from api.errors import ApiProblem
+from api.openapi import problems
+from api.schemas import (
+    PAGE_TOKEN,
+    PSEUDONYM,
+    STAGE,
+    TEMPLATE_ID,
+    Control,
+    EventAck,
+    JourneyEvent,
+    JourneyFilter,
+    JourneyPage,
+    JourneyState,
+    PreferencesIn,
+    StartAck,
+    StartJourney,
+)
+from domain.journey import PreferencesChange, check_pseudonym
+from domain.partners import PartnerEvent
+
+router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
+
+_TEMPORAL = (500, 503)
+
+
+def _checked(field: str) -> AfterValidator:
+    return AfterValidator(lambda v: v if v is None else check_pseudonym(v, field))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a journey (idempotent)",
+    description="Starts the journey for patient x program (x business key), or returns the "
+    "one that exists: 201 when this request created it, 200 when it already existed. "
+    "Any number of identical requests, concurrent or not, make exactly one journey.",
+    responses={
+        200: {"model": StartAck, "description": "The journey already existed."},
+        **problems(409, 422, *_TEMPORAL),
+    },
+)
+async def start_journey(
+    body: StartJourney, journeys: Journeys, templates: Templates, response: Response
+) -> StartAck:
+    template = templates.get(body.template, body.template_version)
+    unknown = sorted(set(body.params) - set(template.parameters))
+    if unknown:
+        raise ApiProblem(
+            422, "invalid-request", "The request is not valid",
+            f"unknown template parameter(s): {', '.join(unknown)}",
+            errors=[{"field": f"body.params.{name}", "message": "not a parameter of this "
+                     "template", "type": "unknown_parameter"} for name in unknown],
+        )  # fmt: skip
+    ack = await journeys.start(
+        template,
+        patient_ref=body.patient_ref,
+        program=body.program,
+        business_key=body.business_key,
+        params=dict(body.params),
+        context=dict(body.context),
+    )
+    if ack.template_id != template.id:
+        raise ApiProblem(
+            409, "journey-exists", "This patient's journey for that key runs another template",
+            f"journey runs {ack.template_id}; use a business_key for a second journey",
+            journey_id=ack.journey_id,
+        )  # fmt: skip
+    response.status_code = status.HTTP_201_CREATED if ack.created else status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/journeys/{ack.journey_id}"
+    return ack
+
+
+@router.get(
+    "",
+    summary="List journeys (Temporal visibility)",
+    description="Filters combine with AND. Backed by Temporal visibility, which is "
+    "eventually consistent: a journey started a moment ago may not be listed yet.",
+    responses=problems(422, *_TEMPORAL),
+)
+async def list_journeys(
+    journeys: Journeys,
+    patient: Annotated[
+        str | None,
+        Query(pattern=PSEUDONYM, description="Pseudonymous patient id."),
+        _checked("patient"),
+    ] = None,
+    program: Annotated[str | None, Query(pattern=PSEUDONYM), _checked("program")] = None,
+    template: Annotated[str | None, Query(pattern=TEMPLATE_ID)] = None,
+    stage: Annotated[str | None, Query(pattern=STAGE, examples=["PA_PENDED"])] = None,
+    needs_attention: bool | None = None,
+    running: Annotated[bool | None, Query(description="Only running / only closed.")] = None,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 50,
+    page_token: Annotated[str | None, Query(pattern=PAGE_TOKEN)] = None,
+) -> JourneyPage:
+    where = JourneyFilter(
+        patient_ref=patient,
+        program=program,
+        template_id=template,
+        stage=stage,
+        needs_attention=needs_attention,
+        running=running,
+    )
+    return await journeys.find(where, page_size=page_size, page_token=page_token)
+
+
+@router.get(
+    "/{journey_id:path}",
+    summary="A journey's state",
+    description="The workflow's own view (a query): status, stage, current step, "
+    "pending wait, tasks, steps done, preferences.",
+    responses=problems(404, 422, *_TEMPORAL),
+)
+async def get_journey(journey_id: JourneyId, journeys: Journeys) -> JourneyState:
+    return await journeys.state(journey_id)
+
+
+@router.post(
+    "/{journey_id:path}/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Deliver an event",
+    description="Journeys deduplicate by event_id: a repeat answers duplicate=true and "
+    "changes nothing. An event that arrives before the step waiting for it is kept.",
+    responses=problems(404, 409, 422, *_TEMPORAL),
+)
+async def post_event(journey_id: JourneyId, body: JourneyEvent, journeys: Journeys) -> EventAck:
+    event = PartnerEvent(
+        event_id=body.event_id,
+        type=body.type.value,
+        correlation_key=body.correlation_key,
+        journey_ref=journey_id,
+        occurred_at=body.occurred_at or datetime.now(UTC),
+        data=dict(body.data),
+    )
+    return await journeys.send_event(journey_id, event)
+
+
+OptionalControl = Annotated[Control | None, Body()]
+
+
+@router.post(
+    "/{journey_id:path}/pause",
+    summary="Pause a journey between steps",
+    responses=problems(404, 409, 422, *_TEMPORAL),
+)
+async def pause_journey(
+    journey_id: JourneyId, journeys: Journeys, body: OptionalControl = None
+) -> JourneyState:
+    return await journeys.pause(journey_id, (body or Control()).reason)
+
+
+@router.post(
+    "/{journey_id:path}/resume",
+    summary="Resume a paused journey",
+    responses=problems(404, 409, 422, *_TEMPORAL),
+)
+async def resume_journey(
+    journey_id: JourneyId, journeys: Journeys, body: OptionalControl = None
+) -> JourneyState:
+    return await journeys.resume(journey_id, (body or Control()).reason)
+
+
+@router.post(
+    "/{journey_id:path}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Cancel a journey",
+    description="Accepted: the journey stops at its next step boundary and finishes "
+    "as cancelled; the state returned is from the moment it accepted.",
+    responses=problems(404, 409, 422, *_TEMPORAL),
+)
+async def cancel_journey(
+    journey_id: JourneyId, journeys: Journeys, body: OptionalControl = None
+) -> JourneyState:
+    return await journeys.cancel(journey_id, (body or Control()).reason)
+
+
+@router.patch(
+    "/{journey_id:path}/preferences",
+    summary="Change contact preferences",
+    description="Fields left out keep their value. The journey validates the change "
+    "before it is recorded: an invalid one is refused (422) and leaves no trace.",
+    responses=problems(404, 409, 422, *_TEMPORAL),
+)
+async def set_preferences(
+    journey_id: JourneyId, body: PreferencesIn, journeys: Journeys
+) -> JourneyState:
+    change = PreferencesChange.model_validate(body.model_dump())
+    return await journeys.set_preferences(journey_id, change)

@@ -1,0 +1,171 @@
+"""The API against the real dev server and a real worker with scripted partners.
+
+One dev server and one worker for the whole package; each test uses fresh patient ids.
+The app runs in-process (httpx over ASGI, lifespan included); `served` also runs it
+under uvicorn on a free loopback port for clients that need a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from api.app import create_app
+from client.journeys import JourneyClient
+from devtools.temporal_cli import temporal_cli_path
+from settings import Settings, StackSettings, TemporalSettings
+from tests.workflows.fakes import ScriptedPartners
+from workflows import search_attributes as sa
+from workflows.journey import TherapyJourney
+
+PROGRAM = "api-program"
+TEMPLATE = "specialty_start"
+# Journeys wait for consent (a week of journey time) after their first partner call.
+ANSWERS: dict[str, dict[str, Any] | Exception] = {
+    "consent.request": {"request_id": "CR-1"},
+    "payer.verify_benefits": {"coverage_active": True, "pa_required": False},
+    "payer.submit_prior_auth": {"pa_number": "PA-1", "outcome": "approved"},
+    "payer.submit_appeal": {"pa_number": "PA-2", "outcome": "pended"},
+    "pharmacy.refer": {"rx_id": "RX-1"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def new_patient() -> str:
+    return f"pt-{uuid.uuid4().hex[:12]}"
+
+
+def start_body(patient_ref: str, **extra: Any) -> dict[str, Any]:
+    return {"template": TEMPLATE, "patient_ref": patient_ref, "program": PROGRAM, **extra}
+
+
+def app_settings(data_dir: Path, task_queue: str, address: str = "127.0.0.1:7233") -> Settings:
+    settings = Settings()
+    settings.temporal = TemporalSettings(address=address, task_queue=task_queue)
+    settings.stack = StackSettings(data_dir=data_dir)
+    return settings
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], *, within: float = 10.0, every: float = 0.1
+) -> Any:
+    """Poll until `probe` returns something truthy (visibility is eventually consistent)."""
+    deadline = time.monotonic() + within
+    while True:
+        found = await probe()
+        if found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(every)
+
+
+@dataclass
+class ApiStack:
+    env: WorkflowEnvironment
+    app: FastAPI
+    http: httpx.AsyncClient
+    journeys: JourneyClient
+    partners: ScriptedPartners
+    settings: Settings
+
+    @property
+    def temporal(self) -> Client:
+        return self.env.client
+
+    async def start(self, patient_ref: str | None = None) -> str:
+        body = start_body(patient_ref or new_patient())
+        response = await self.http.post("/v1/journeys", json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["journey_id"])
+
+    async def reaches(self, journey_id: str, step: str, within: float = 15.0) -> None:
+        async def there() -> bool:
+            state = await self.journeys.state(journey_id)
+            return state.current_step == step and state.pending_wait is not None
+
+        assert await eventually(there, within=within), f"{journey_id} never reached {step}"
+
+
+@pytest.fixture(scope="session")
+async def api_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path(),
+        search_attributes=sa.ALL,
+        data_converter=pydantic_data_converter,
+    )
+    async with env:
+        yield env
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
+    ):
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def api(
+    api_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[ApiStack]:
+    queue = f"api-{uuid.uuid4().hex[:8]}"
+    partners = ScriptedPartners(ANSWERS)
+    settings = app_settings(tmp_path_factory.mktemp("api"), queue)
+    app = create_app(settings, temporal=api_env.client)
+    async with (
+        Worker(
+            api_env.client,
+            task_queue=queue,
+            workflows=[TherapyJourney],
+            activities=partners.activities(),
+            max_concurrent_workflow_tasks=50,
+        ),
+        running(app) as http,
+    ):
+        yield ApiStack(
+            env=api_env,
+            app=app,
+            http=http,
+            journeys=JourneyClient(api_env.client, queue),
+            partners=partners,
+            settings=settings,
+        )
+
+
+@pytest.fixture(scope="session")
+async def served(api: ApiStack) -> AsyncIterator[str]:
+    """The same app under uvicorn on a loopback port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(api.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.get_running_loop().create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
