@@ -18,7 +18,9 @@ import typer
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
+from cli.patients import app as patients_app
 from cli.templates import app as templates_app
+from cli.timeline import timeline as timeline_command
 from client.journeys import JourneyClient, JourneyError, connect_temporal
 from domain.journey import JourneyState
 from domain.partners import PartnerEvent
@@ -27,6 +29,7 @@ from settings import Settings, get_settings
 
 app = typer.Typer(help="Pitwall: start, inspect and steer therapy journeys.", no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
+app.add_typer(patients_app, name="patients")
 
 T = TypeVar("T")
 
@@ -173,6 +176,9 @@ def config_table() -> str:
                 shown = shown.replace(str(get_settings().stack.data_dir.parent), ".")
             rows.append(f"| `{env}` | `{shown}` | {info.description or ''} |")
     return "\n".join(rows)
+
+
+app.command("timeline")(timeline_command)
 
 
 def main() -> None:

@@ -1,0 +1,102 @@
+"""`starter.py timeline PATIENT` and `starter.py patients forget PATIENT --yes`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from typer.testing import CliRunner
+
+from starter import app
+from store import Store
+from store.patients import PatientDetails
+from store.timeline import TimelineEvent
+
+runner = CliRunner()
+T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+def _seed(url: str) -> None:
+    store = Store.open(url)
+    store.patients.upsert("pt-fay", PatientDetails(given_name="Fayella", phone="+15555550161"))
+    store.directory.grant_consent("pt-fay", "sms", "treatment", "prog")
+    steps = [
+        ("journey/prog/pt-fay", "partner.callback", "pa=approved", 2),
+        ("journey/prog/pt-fay", "journey.started", "template=specialty_start v1", 0),
+        ("journey/prog/pt-fay/second", "task.opened", "task=followup-1", 1),
+    ]
+    for n, (journey, type_, summary, minutes) in enumerate(steps):
+        store.timeline.record(
+            TimelineEvent(
+                idempotency_key=f"k{n}",
+                patient_ref="pt-fay",
+                journey_ref=journey,
+                type=type_,
+                occurred_at=T0 + timedelta(minutes=minutes),
+                summary=summary,
+                correlation={"pa_number": "PA-77"} if type_ == "partner.callback" else {},
+            )
+        )
+    store.close()
+
+
+def test_timeline_table_and_json_in_order(sqlite_url: str) -> None:
+    _seed(sqlite_url)
+    env = {"DATABASE_URL": sqlite_url}
+    table = runner.invoke(app, ["timeline", "pt-fay"], env=env)
+    assert table.exit_code == 0, table.output
+    lines = [line for line in table.stdout.splitlines() if "2026-03-02" in line]
+    assert [line.split("│")[4].strip() for line in lines] == [
+        "journey.started",
+        "task.opened",
+        "partner.callback",
+    ]
+    assert "prog/second" in lines[1] and "pa_number=PA-77" in lines[2]
+
+    only = ["--journey", "journey/prog/pt-fay", "--json"]
+    as_json = runner.invoke(app, ["timeline", "pt-fay", *only], env=env)
+    assert as_json.exit_code == 0, as_json.output
+    rows = json.loads(as_json.stdout)
+    assert [(r["type"], r["occurred_at"]) for r in rows] == [
+        ("journey.started", "2026-03-02T15:00:00+00:00"),
+        ("partner.callback", "2026-03-02T15:02:00+00:00"),
+    ]
+
+    empty = runner.invoke(app, ["timeline", "pt-nobody"], env=env)
+    assert empty.exit_code == 0 and "no timeline entries" in empty.stdout
+
+
+def test_patients_forget_needs_yes_and_keeps_the_timeline(sqlite_url: str) -> None:
+    _seed(sqlite_url)
+    env = {"DATABASE_URL": sqlite_url}
+    refused = runner.invoke(app, ["patients", "forget", "pt-fay"], input="n\n", env=env)
+    assert refused.exit_code == 1
+    store = Store.open(sqlite_url)
+    patient = store.patients.get("pt-fay")
+    assert patient is not None and patient.given_name == "Fayella"
+
+    done = runner.invoke(app, ["patients", "forget", "pt-fay", "--yes"], env=env)
+    assert done.exit_code == 0, done.output
+    assert "forgot pt-fay" in done.stdout
+    assert "kept timeline: journey.started 1, partner.callback 1, patient.erased 1" in done.stdout
+    patient = store.patients.get("pt-fay")
+    assert patient is not None and patient.given_name is None and patient.phone is None
+    again = runner.invoke(app, ["patients", "forget", "pt-fay", "--yes"], env=env)
+    assert "already forgotten" in again.stdout
+
+    shown = runner.invoke(app, ["patients", "show", "pt-fay"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "forgotten at" in shown.stdout and "Fayella" not in shown.stdout
+    rows = json.loads(runner.invoke(app, ["timeline", "pt-fay", "--json"], env=env).stdout)
+    assert all(r["summary"] == "" for r in rows if r["type"] != "patient.erased")
+    store.close()
+
+
+def test_patients_show_prints_no_contact_details(sqlite_url: str) -> None:
+    _seed(sqlite_url)
+    shown = runner.invoke(app, ["patients", "show", "pt-fay"], env={"DATABASE_URL": sqlite_url})
+    assert shown.exit_code == 0, shown.output
+    assert "phone" in shown.stdout and "+15555550161" not in shown.stdout
+    assert "patient/sms/treatment/prog" in shown.stdout
+    unknown = runner.invoke(app, ["patients", "show", "pt-x"], env={"DATABASE_URL": sqlite_url})
+    assert unknown.exit_code == 2
