@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from domain.journey import JourneyState
 from domain.template_loader import get_template
 from store.db import make_engine, migrate
 from store.patients import PatientDetails, PatientDirectory
+from store.testing import throwaway_schema
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,10 +145,19 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     data = tmp_path_factory.mktemp("stack")
-    yield {
+    # SQLite unless PITWALL_TEST_DATABASE_URL names a Postgres (then a throwaway schema).
+    pg = os.environ.get("PITWALL_TEST_DATABASE_URL", "")
+    with (
+        throwaway_schema(pg) if pg.startswith("postgres")
+        else nullcontext(f"sqlite:///{data / 'pitwall.db'}")
+    ) as database_url:  # fmt: skip
+        yield _stack_env(data, database_url)
+
+
+def _stack_env(data: Path, database_url: str) -> dict[str, str]:
+    return {
         "PITWALL_DATA_DIR": str(data),
-        "DATABASE_URL": os.environ.get("PITWALL_TEST_DATABASE_URL")
-        or f"sqlite:///{data / 'pitwall.db'}",
+        "DATABASE_URL": database_url,
         "PITWALL_SANDBOX_PORT": str(free_port()),
         "PITWALL_RECEIVER_PORT": str(free_port()),
         "PITWALL_RECEIVER_WEBHOOK_SECRET": SECRET,
