@@ -17,26 +17,27 @@ from activities import build_activities
 from client import connect_temporal
 from logs import configure_logging
 from settings import Settings, get_settings
-from store.db import make_engine, migrate
-from store.patients import PatientDirectory
+from store import Store
 from workflows.journey import TherapyJourney
 
 log = structlog.get_logger("worker")
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    engine = make_engine(settings.stack.database())
-    await asyncio.to_thread(migrate, engine)
+    store = await asyncio.to_thread(Store.open, settings.stack.database())
     temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
     worker = Worker(
         temporal,
         task_queue=settings.temporal.task_queue,
         workflows=[TherapyJourney],
-        activities=build_activities(settings, PatientDirectory(engine)),
+        activities=build_activities(settings, store),
+        # Sync store calls run in threads; keep room for the partner calls beside them.
+        max_concurrent_activities=50,
     )
     log.info("worker.started", task_queue=settings.temporal.task_queue)
     async with worker:
         await stop.wait()
+    store.close()
     log.info("worker.stopped")
 
 

@@ -7,22 +7,24 @@ from typing import Any
 
 from activities.messaging import MessagingActivities
 from activities.partners import PartnerActivities
+from activities.timeline import TimelineActivities
 from adapters.consent import ConsentClient
 from adapters.email import EmailClient
 from adapters.payer import PayerClient
 from adapters.pharmacy import PharmacyClient
 from adapters.sms import SmsClient
 from settings import Settings
-from store.patients import PatientDirectory
+from store import Store
 
 
-def build_activities(settings: Settings, directory: PatientDirectory) -> list[Callable[..., Any]]:
+def build_activities(settings: Settings, store: Store) -> list[Callable[..., Any]]:
     p = settings.partners
     sandbox = settings.sandbox.base_url()
     partners = PartnerActivities(
         payer=PayerClient(p.payer_url or sandbox, timeout=p.timeout_s),
         pharmacy=PharmacyClient(p.pharmacy_url or sandbox, timeout=p.timeout_s),
         consent=ConsentClient(p.consent_url or sandbox, timeout=p.timeout_s),
+        timeline=store.timeline,
     )
     messaging = MessagingActivities(
         sms=SmsClient(
@@ -38,7 +40,7 @@ def build_activities(settings: Settings, directory: PatientDirectory) -> list[Ca
             from_email=p.email_from,
             timeout=p.timeout_s,
         ),
-        directory=directory,
+        store=store,
         callback_base=settings.receiver.base_url(),
     )
     return [
@@ -48,4 +50,5 @@ def build_activities(settings: Settings, directory: PatientDirectory) -> list[Ca
         partners.submit_appeal,
         partners.refer_to_pharmacy,
         messaging.send,
+        TimelineActivities(store.timeline).record,
     ]

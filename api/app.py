@@ -25,6 +25,7 @@ from api.catalog import TemplateCatalog
 from api.webhooks import Webhooks
 from client.journeys import JourneyClient, connect_temporal
 from settings import Settings, TemporalSettings, get_settings
+from store import Store
 from store.db import make_engine, migrate
 
 log = structlog.get_logger("api")
@@ -66,7 +67,7 @@ def create_app(
     catalog = templates or TemplateCatalog.load()
 
     webhooks = Webhooks(
-        engine,
+        Store(engine),
         secret=settings.receiver.webhook_secret.get_secret_value(),
         twilio_token=settings.partners.twilio_auth_token.get_secret_value(),
         public_url=settings.receiver.base_url(),

@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import structlog
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import Engine
 from temporalio.service import RPCError
 
 from adapters import consent, email, payer, pharmacy, sms
@@ -27,10 +26,20 @@ from adapters.signatures import (
 )
 from api.problems import problem
 from client.journeys import JourneyClient, JourneyClosed, JourneyNotFound
+from domain.journey import patient_of
 from domain.partners import PartnerEvent
-from store.callbacks import CallbackRepository
+from store import Store
+from store.ledger import ContactStatus
+from store.timeline import TimelineEvent
 
 log = structlog.get_logger("webhooks")
+
+# Gateway delivery statuses that settle a contact-ledger row (others are in-flight).
+RECEIPT_STATUS: dict[str, ContactStatus] = {
+    "delivered": "delivered",
+    "undelivered": "failed",
+    "failed": "failed",
+}
 
 
 class Webhooks:
@@ -38,12 +47,12 @@ class Webhooks:
 
     def __init__(
         self,
-        engine: Engine,
+        store: Store,
         secret: str,
         twilio_token: str,
         public_url: str,
     ) -> None:
-        self.engine = engine
+        self.store = store
         self.secret = secret
         self.twilio_token = twilio_token
         self.public_url = public_url.rstrip("/")
@@ -124,21 +133,57 @@ class Webhooks:
         )
 
     async def _deliver_one(self, partner: str, event: PartnerEvent) -> str:
+        # Signal first, record after: a partner retry after a failure here re-signals, and
+        # the journey (by event id) and the store (by key) both drop the repeat.
+        outcome = "delivered"
         if not event.journey_ref:
+            outcome = "kept_for_review"
             await self._keep(partner, event, "no_journey_reference")
-            return "kept_for_review"
-        try:
-            await self.journeys.signal_event(event.journey_ref, event)
-        except JourneyNotFound:
-            await self._keep(partner, event, "journey_not_found")
-            return "kept_for_review"
-        except JourneyClosed:
-            await self._keep(partner, event, "journey_finished")
-            return "kept_for_review"
-        return "delivered"
+        else:
+            try:
+                await self.journeys.signal_event(event.journey_ref, event)
+            except JourneyNotFound:
+                outcome = "kept_for_review"
+                await self._keep(partner, event, "journey_not_found")
+            except JourneyClosed:
+                # Late delivery receipts for a finished journey still update the ledger.
+                outcome = "recorded" if event.type == "sms.status" else "kept_for_review"
+                if outcome == "kept_for_review":
+                    await self._keep(partner, event, "journey_finished")
+        await asyncio.to_thread(self._record, partner, event)
+        return outcome
 
     async def _keep(self, partner: str, event: PartnerEvent, reason: str) -> None:
-        await asyncio.to_thread(CallbackRepository(self.engine).keep, partner, event, reason)
+        await asyncio.to_thread(self.store.callbacks.keep, partner, event, reason)
+
+    def _record(self, partner: str, event: PartnerEvent) -> None:
+        """The patient's timeline, and for delivery receipts the contact ledger."""
+        if event.type == "sms.status":
+            self._receipt(event)
+        patient = patient_of(event.journey_ref)
+        if patient is None:
+            return
+        detail = event.data.get("status") or event.data.get("outcome") or event.data.get("event")
+        self.store.timeline.record(
+            TimelineEvent(
+                idempotency_key=f"{partner}:{event.event_id}",
+                patient_ref=patient,
+                journey_ref=event.journey_ref,
+                type="partner.callback",
+                occurred_at=event.occurred_at,
+                summary=f"{event.type}" + (f": {detail}" if detail else ""),
+                correlation={"key": event.correlation_key, "event_id": event.event_id},
+            )
+        )
+
+    def _receipt(self, event: PartnerEvent) -> None:
+        entry = self.store.ledger.by_provider_message_id(event.correlation_key)
+        status = str(event.data.get("status", ""))
+        if entry is None or status not in RECEIPT_STATUS:
+            return
+        self.store.ledger.transition(
+            entry.idempotency_key, RECEIPT_STATUS[status], reason=event.data.get("error_code")
+        )
 
 
 def _one(parse: Callable[[bytes], PartnerEvent]) -> Callable[[bytes], list[PartnerEvent]]:

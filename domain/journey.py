@@ -27,6 +27,12 @@ def journey_id(program: str, patient_ref: str, business_key: str | None = None) 
     return "/".join(parts)
 
 
+def patient_of(journey_ref: str | None) -> str | None:
+    """The patient ref inside a journey id `journey/{program}/{patient}[/{key}]`."""
+    parts = (journey_ref or "").split("/")
+    return parts[2] if len(parts) >= 3 and parts[0] == "journey" and parts[2] else None
+
+
 def check_pseudonym(value: str, field: str) -> str:
     if not re.match(PSEUDONYM, value):
         raise ValueError(f"{field} must be 3-64 letters, digits, '-' or '_'")

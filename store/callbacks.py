@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Engine, Text
 from sqlmodel import Field, SQLModel, col, select
 
+from domain.journey import patient_of
 from domain.partners import PartnerEvent
 from store.db import session
 from store.phi import RedactedRepr
@@ -29,12 +30,6 @@ class UnmatchedCallback(RedactedRepr, SQLModel, table=True):
     payload: str | None = Field(
         default=None, sa_type=Text, description="The parsed event as JSON (may hold PHI)."
     )
-
-
-def patient_of(journey_ref: str | None) -> str | None:
-    """The patient ref inside a journey id `journey/{program}/{patient}[/{key}]`."""
-    parts = (journey_ref or "").split("/")
-    return parts[2] if len(parts) >= 3 and parts[0] == "journey" and parts[2] else None
 
 
 class CallbackRepository:

@@ -56,8 +56,12 @@ class JourneyInterpreter:
             step_id=step.id, kind=step.kind, visit=self.visits[step.id], started_at=self.rt.now()
         )
         self.state.current_step = step.id
-        if step.stage:
+        if step.stage and step.stage != self.state.stage:
             self.state.stage = step.stage
+            self.rt.note(
+                "journey.milestone", f"stage/{step.id}/{record.visit}", f"stage {step.stage}",
+                step=step.id,
+            )  # fmt: skip
         self.rt.publish(self.state)
         next_id, outcome = await self._dispatch(step)
         record.finished_at = self.rt.now()
@@ -86,6 +90,10 @@ class JourneyInterpreter:
                 self.state.status = step.outcome
                 self.state.outcome_reason = step.reason or step.outcome
                 self.state.current_step = None
+                self.rt.note(
+                    "journey.ended", "finished", f"journey {step.outcome}: {step.reason}",
+                    outcome=step.outcome,
+                )  # fmt: skip
                 return None, step.outcome
         raise AssertionError(f"unhandled step kind {step.kind}")
 
@@ -146,6 +154,10 @@ class JourneyInterpreter:
 
     async def _hold_for_operator(self, step: Step, reason: str) -> None:
         self._attention(f"{step.id}: {reason}")
+        self.rt.note(
+            "journey.held", f"held/{step.id}/{self.visits[step.id]}",
+            f"held for an operator: {reason}", step=step.id,
+        )  # fmt: skip
         await self._wait([OPERATOR_RETRY], step.id, None, step)
         self._clear_attention()
 
@@ -234,10 +246,18 @@ class JourneyInterpreter:
             due_at=now + self._duration(step.sla),
         )
         self.state.tasks.append(task)
+        self.rt.note(
+            "task.opened", f"task/{task.task_id}/opened", f"task for {task.role}: {task.title}",
+            task_id=task.task_id,
+        )  # fmt: skip
         event = await self._wait([TASK_COMPLETED], task.task_id, task.due_at, step)
         if event is None:
             task.escalated_to = step.escalate_to
             self._attention(f"task {task.task_id} overdue; escalated to {step.escalate_to}")
+            self.rt.note(
+                "task.escalated", f"task/{task.task_id}/escalated",
+                f"task overdue; escalated to {step.escalate_to}", task_id=task.task_id,
+            )  # fmt: skip
             give_up = (
                 self.rt.now() + self._duration(step.give_up_after) if step.give_up_after else None
             )
@@ -245,7 +265,15 @@ class JourneyInterpreter:
             self._clear_attention()
         task.closed_at = self.rt.now()
         if event is None:
+            self.rt.note(
+                "task.abandoned", f"task/{task.task_id}/abandoned", "task given up",
+                task_id=task.task_id,
+            )  # fmt: skip
             return step.on_timeout, "gave_up"
+        self.rt.note(
+            "task.completed", f"task/{task.task_id}/completed", f"task done by {task.role}",
+            task_id=task.task_id,
+        )  # fmt: skip
         self.events[step.id] = {**event.data, "type": event.type}
         return self._after(step), "done" if task.escalated_to is None else "done_after_escalation"
 

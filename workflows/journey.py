@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -33,12 +35,19 @@ class TherapyJourney:
             template_version=start.template.version,
             started_at=workflow.now(),
         )
-        self.runtime = TemporalRuntime(self.state, start.time_scale)
+        self.runtime = TemporalRuntime(self.state, start.time_scale, start.patient_ref)
         self.attached = 0
+        self.operator_actions = 0
 
     @workflow.run
     async def run(self, start: JourneyStart) -> JourneyState:
         interpreter = JourneyInterpreter(start, self.state, self.runtime)
+        self.runtime.open_timeline()
+        timeline = asyncio.create_task(self.runtime.write_timeline())
+        self.runtime.note(
+            "journey.started", "started", f"journey started on {start.template.id} "
+            f"v{start.template.version}", template=start.template.id,
+        )  # fmt: skip
         try:
             await interpreter.run()
         except JourneyCancelled as cancelled:
@@ -46,9 +55,12 @@ class TherapyJourney:
             self.state.outcome_reason = str(cancelled) or "cancelled"
             self.state.pending_wait = None
             self.state.next_due_at = None
+            self.runtime.note("journey.ended", "finished", "journey cancelled")
         self.state.needs_attention = False
         self.runtime.publish(self.state)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self.runtime.close_timeline()
+        await timeline
         return self.state
 
     # -- start (update-with-start) ---------------------------------------------------
@@ -84,6 +96,7 @@ class TherapyJourney:
     def pause(self, request: ControlRequest) -> JourneyState:
         self.state.status = "paused"
         self.state.paused_reason = request.reason
+        self._operator_note("paused", request)
         self.runtime.publish(self.state)
         return self.state
 
@@ -95,6 +108,7 @@ class TherapyJourney:
     def resume(self, request: ControlRequest) -> JourneyState:
         self.state.status = "running"
         self.state.paused_reason = None
+        self._operator_note("resumed", request)
         self.runtime.publish(self.state)
         return self.state
 
@@ -105,6 +119,7 @@ class TherapyJourney:
     @workflow.update
     def cancel(self, request: ControlRequest) -> JourneyState:
         self.runtime.cancel_reason = request.reason or "cancelled by operator"
+        self._operator_note("cancelled", request)
         return self.state
 
     @cancel.validator
@@ -133,6 +148,13 @@ class TherapyJourney:
             raise ApplicationError(
                 "; ".join(problems), type="InvalidPreferences", non_retryable=True
             )
+
+    def _operator_note(self, action: str, request: ControlRequest) -> None:
+        self.operator_actions += 1
+        self.runtime.note(
+            f"operator.{action}", f"operator/{self.operator_actions}",
+            f"{action} by operator" + (f": {request.reason}" if request.reason else ""),
+        )  # fmt: skip
 
     def _require_status(self, status: str, action: str) -> None:
         if self.state.status != status:

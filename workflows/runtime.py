@@ -57,3 +57,10 @@ class JourneyRuntime(Protocol):
     def publish(self, state: JourneyState) -> None:
         """The state changed: surface it (UI summary, search attributes)."""
         ...
+
+    def note(self, kind: str, key: str, summary: str, **correlation: Any) -> None:
+        """Put an entry on the patient's timeline (durably, in the background).
+
+        `key` makes the entry unique within the journey, so replays never double it.
+        """
+        ...

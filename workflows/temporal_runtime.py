@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from random import Random
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
 from domain.journey import JourneyState
 from domain.partners import PartnerEvent
+from domain.timeline import TimelineNote
 from workflows import search_attributes as sa
 from workflows.runtime import ActionFailed, JourneyCancelled
 
@@ -26,10 +27,29 @@ PARTNER_RETRY = RetryPolicy(
 )
 # Partner calls time out at 10 s; a dead worker's call is retried elsewhere after this.
 ACTIVITY_TIMEOUT = timedelta(seconds=15)
+TIMELINE_PATCH = "timeline-v1"
+T = TypeVar("T")
 
 # SMS delivery statuses can arrive out of order; a later status never goes backwards.
 _STATUS_RANK = {"accepted": 0, "queued": 1, "sending": 2, "sent": 3}
 _TERMINAL = {"delivered", "undelivered", "failed"}
+
+
+async def _activity(name: str, arg: Any, result_type: type[T], summary: str) -> T:
+    """Run a side effect; a failure for good becomes ActionFailed with the error's type."""
+    try:
+        return await workflow.execute_activity(
+            name,
+            arg,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=PARTNER_RETRY,
+            result_type=result_type,
+            summary=summary,
+        )
+    except ActivityError as err:
+        cause = err.cause
+        error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else None
+        raise ActionFailed(error_type or "partner.failed", str(cause)) from err
 
 
 def status_wins(new: str, old: str | None) -> bool:
@@ -43,14 +63,18 @@ def status_wins(new: str, old: str | None) -> bool:
 
 
 class TemporalRuntime:
-    def __init__(self, state: JourneyState, time_scale: float) -> None:
+    def __init__(self, state: JourneyState, time_scale: float, patient_ref: str) -> None:
         self.state = state
+        self.patient_ref = patient_ref
         self.time_scale = time_scale
         self._origin = workflow.now()
         self._inbox: list[PartnerEvent] = []
         self._seen: set[str] = set()
         self.cancel_reason: str | None = None
         self._published: dict[str, Any] = {}
+        self._notes: list[TimelineNote] = []
+        self._timeline = False
+        self._closing = False
 
     # -- clock -------------------------------------------------------------------
     def now(self) -> datetime:
@@ -88,35 +112,16 @@ class TemporalRuntime:
 
     # -- side effects --------------------------------------------------------------
     async def partner_action(self, call: PartnerCall) -> dict[str, Any]:
-        try:
-            result: dict[str, Any] = await workflow.execute_activity(
-                call.action,
-                call,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=PARTNER_RETRY,
-                result_type=dict,
-                summary=f"{call.action} ({call.step_id})",
-            )
-        except ActivityError as err:
-            cause = err.cause
-            error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else None
-            raise ActionFailed(error_type or "partner.failed", str(cause)) from err
+        summary = f"{call.action} ({call.step_id})"
+        result: dict[str, Any] = await _activity(call.action, call, dict, summary)
         return result
 
     async def send_message(self, message: OutboundMessage) -> MessageOutcome:
+        summary = f"{message.channel} ({message.step_id})"
         try:
-            return await workflow.execute_activity(
-                "messaging.send",
-                message,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=PARTNER_RETRY,
-                result_type=MessageOutcome,
-                summary=f"{message.channel} ({message.step_id})",
-            )
-        except ActivityError as err:
-            cause = err.cause
-            reason = cause.type if isinstance(cause, ApplicationError) and cause.type else "failed"
-            return MessageOutcome(status="suppressed", reason=reason or "failed")
+            return await _activity("messaging.send", message, MessageOutcome, summary)
+        except ActionFailed as failure:
+            return MessageOutcome(status="suppressed", reason=failure.error_type)
 
     # -- time and events -----------------------------------------------------------
     async def sleep_until(self, when: datetime) -> None:
@@ -151,6 +156,48 @@ class TemporalRuntime:
             return True
         self._inbox.append(event)
         return True
+
+    # -- timeline ------------------------------------------------------------------
+    def note(self, kind: str, key: str, summary: str, **correlation: Any) -> None:
+        if self._timeline:
+            self._notes.append(
+                TimelineNote(
+                    idempotency_key=f"{self.state.journey_id}/{key}",
+                    journey_id=self.state.journey_id,
+                    patient_ref=self.patient_ref,
+                    type=kind,
+                    occurred_at=workflow.now(),
+                    summary=summary,
+                    correlation=correlation,
+                )
+            )
+
+    async def write_timeline(self) -> None:
+        """Background writer: notes go to the store in batches, by a local activity.
+
+        Journeys that began before the timeline existed replay without it (patched).
+        """
+        if not self._timeline:
+            return
+        while True:
+            await workflow.wait_condition(lambda: bool(self._notes) or self._closing)
+            if not self._notes:
+                return
+            batch, self._notes = self._notes, []
+            await workflow.execute_local_activity(
+                "timeline.record",
+                batch,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+                summary=f"timeline ({len(batch)})",
+            )
+
+    def open_timeline(self) -> None:
+        """Call first thing in the run: decides, durably, whether this run keeps a timeline."""
+        self._timeline = workflow.patched(TIMELINE_PATCH)
+
+    def close_timeline(self) -> None:
+        self._closing = True
 
     # -- surfacing -----------------------------------------------------------------
     def publish(self, state: JourneyState) -> None:

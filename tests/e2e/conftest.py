@@ -25,6 +25,7 @@ from devtools.processes import Child, Children, wait_for_port
 from devtools.temporal_cli import temporal_cli_path
 from domain.journey import JourneyState
 from domain.template_loader import get_template
+from store import Store
 from store.db import make_engine, migrate
 from store.patients import PatientDetails, PatientDirectory
 from store.testing import throwaway_schema
@@ -58,6 +59,7 @@ class Stack:
     sandbox_url: str
     receiver_url: str
     directory: PatientDirectory
+    store: Store
     worker: Child | None = None
 
     # -- processes -------------------------------------------------------------------
@@ -73,7 +75,7 @@ class Stack:
 
     # -- patients and journeys ---------------------------------------------------------
     def new_patient(self, scenario: dict[str, Any], sms_consent: bool = True) -> str:
-        ref = f"pt-{uuid.uuid4().hex[:12]}"
+        ref = f"pt-x{uuid.uuid4().hex[:12]}"
         self.directory.patients.upsert(
             ref, PatientDetails(phone="+15555550199", email=f"{ref}@example.com")
         )
@@ -197,6 +199,7 @@ async def stack(
             sandbox_url=f"http://127.0.0.1:{sandbox_port}",
             receiver_url=receiver_url,
             directory=PatientDirectory(engine),
+            store=Store(engine),
         )
         stack.start_worker()
         yield stack

@@ -60,6 +60,22 @@ async def test_approved_journey_calls_each_partner_once(stack: Stack) -> None:
     # The welcome text's delivery receipt came back through the signed SMS webhook.
     assert welcome_status(stack, patient, state) == "delivered"
 
+    # The store holds the patient's whole story, in order, each entry once.
+    story = [(e.type, e.summary) for e in stack.store.timeline.for_patient(patient)]
+    assert story[0] == ("journey.started", "journey started on specialty_start v1")
+    calls = [summary for kind, summary in story if kind == "partner.call"]
+    assert calls == [
+        "consent.request: ok", "payer.verify_benefits: pa required",
+        "payer.submit_prior_auth: approved", "pharmacy.refer: ok",
+    ]  # fmt: skip
+    assert ("partner.callback", "pharmacy.delivered") in story
+    assert [k for k, _ in story].count("message.sent") == 2
+    assert ("journey.ended", "journey completed: first_refill_reminded") in story
+    ledger = stack.store.ledger.for_patient(patient)
+    assert sorted(e.step_id or "" for e in ledger) == ["refill_reminder", "welcome"]
+    welcome = next(e for e in ledger if e.step_id == "welcome")
+    assert welcome.status == "delivered"  # the receipt settled the ledger row
+
 
 async def test_denied_then_appeal_approved(stack: Stack) -> None:
     patient = stack.new_patient({"pa": "deny_appeal_approve", "appeal_pend_seconds": 0.3})
@@ -144,6 +160,11 @@ async def test_missing_consent_suppresses_texts_and_flags_the_journey(stack: Sta
     outcomes = {s.step_id: s.outcome for s in state.completed_steps}
     assert outcomes["welcome"] == "suppressed:no_consent"
     assert stack.messages(patient) == []
+    ledger = {e.step_id: (e.status, e.reason) for e in stack.store.ledger.for_patient(patient)}
+    assert ledger == {
+        "welcome": ("suppressed", "no_consent"),
+        "refill_reminder": ("suppressed", "no_consent"),
+    }
 
 
 async def test_webhook_rejects_forgery_and_keeps_orphans(stack: Stack) -> None:

@@ -49,3 +49,10 @@ async def test_killed_worker_loses_nothing_and_sends_nothing_twice(stack: Stack)
     welcome = next(r for r in rows if str(r["idempotency_key"]).endswith("/welcome/1"))
     # The retry after the crash reached the gateway with the same key and was deduplicated.
     assert welcome["attempts"] >= 2
+    # And the store saw each contact and each milestone once.
+    ledger = stack.store.ledger.for_patient(patient)
+    assert sorted(e.step_id or "" for e in ledger) == ["refill_reminder", "welcome"]
+    assert all(e.status in ("sent", "delivered") for e in ledger)
+    kinds = [e.type for e in stack.store.timeline.for_patient(patient)]
+    assert kinds.count("message.sent") == 2
+    assert kinds.count("journey.started") == 1 and kinds.count("journey.ended") == 1

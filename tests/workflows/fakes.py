@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
+from domain.timeline import TimelineNote
 
 
 class ScriptedPartners:
@@ -18,6 +19,7 @@ class ScriptedPartners:
         self.answers = answers
         self.calls: list[PartnerCall] = []
         self.messages: list[OutboundMessage] = []
+        self.timeline: list[TimelineNote] = []
 
     def activities(self) -> list[Callable[..., Any]]:
         def make(name: str) -> Callable[..., Any]:
@@ -36,6 +38,13 @@ class ScriptedPartners:
             self.messages.append(message)
             return MessageOutcome(status="sent", message_id=f"SM{len(self.messages)}")
 
+        @activity.defn(name="timeline.record")
+        async def record(notes: list[TimelineNote]) -> int:
+            known = {n.idempotency_key for n in self.timeline}
+            fresh = [n for n in notes if n.idempotency_key not in known]
+            self.timeline.extend(fresh)
+            return len(fresh)
+
         names = [
             "consent.request",
             "payer.verify_benefits",
@@ -43,7 +52,7 @@ class ScriptedPartners:
             "payer.submit_appeal",
             "pharmacy.refer",
         ]
-        return [*(make(n) for n in names), send]
+        return [*(make(n) for n in names), send, record]
 
 
 def rejected(code: str) -> ApplicationError:

@@ -46,7 +46,7 @@ class Harness:
 
     async def start(self, **kwargs: Any) -> str:
         ack = await self.journeys.start(
-            TEMPLATE, patient_ref=f"pt-{uuid.uuid4().hex[:10]}", program="demo", **kwargs
+            TEMPLATE, patient_ref=f"pt-x{uuid.uuid4().hex[:10]}", program="demo", **kwargs
         )
         return ack.journey_id
 
@@ -63,6 +63,14 @@ class Harness:
             if time.monotonic() > deadline:
                 raise AssertionError(f"journey never reached {step}: at {state.current_step}")
             await asyncio.sleep(0.1)
+
+    async def noted(self, kind: str, within: float = 10.0) -> None:
+        """Until the journey's timeline writer has recorded a note of this kind."""
+        deadline = time.monotonic() + within
+        while not any(n.type == kind for n in self.partners.timeline):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {kind} on the timeline")
+            await asyncio.sleep(0.05)
 
     async def send(self, journey_id: str, type_: str, key: str, event_id: str | None = None,
                    **data: Any) -> None:  # fmt: skip
@@ -84,9 +92,10 @@ class Harness:
     async def finish(self, journey_id: str, record_as: str | None = None) -> JourneyState:
         await self.env.fast_forward(self.journeys.handle(journey_id))
         state = await self.journeys.result(journey_id)
-        if record_as and os.environ.get("PITWALL_RECORD_HISTORIES"):
+        revision = os.environ.get("PITWALL_RECORD_HISTORIES")  # e.g. r3: names the goldens
+        if record_as and revision:
             history = await self.journeys.handle(journey_id).fetch_history()
-            (HISTORIES / f"{record_as}.json").write_text(history.to_json())
+            (HISTORIES / f"{revision}-{record_as}.json").write_text(history.to_json())
         return state
 
 
@@ -149,6 +158,15 @@ async def test_approved_journey_reaches_first_refill_reminder(harness: HarnessFa
     ]
     assert [m.step_id for m in h.partners.messages] == ["welcome", "refill_reminder"]
     assert "Pitwall Patient Support" in h.partners.messages[0].text
+    kinds = [n.type for n in h.partners.timeline]
+    assert kinds[0] == "journey.started" and kinds[-1] == "journey.ended"
+    stages = [n.summary for n in h.partners.timeline if n.type == "journey.milestone"]
+    assert stages == [
+        "stage CONSENT_PENDING", "stage BV_IN_PROGRESS", "stage PA_SUBMITTED",
+        "stage TRIAGED_TO_SP", "stage SP_INTAKE", "stage SHIPPED", "stage DELIVERED",
+        "stage ON_THERAPY",
+    ]  # fmt: skip
+    assert all(n.patient_ref == jid.split("/")[2] for n in h.partners.timeline)
     assert "due in 7 days" in h.partners.messages[1].text
     # The refill reminder waits for run-out minus the lead: 21 days after delivery, at 10:00.
     _, delivered = step_times(state, "delivered")
@@ -214,6 +232,10 @@ async def test_silent_payer_opens_a_task_and_escalates(harness: HarnessFactory) 
     escalated = await h.reaches(jid, "pa_followup")
     assert escalated.needs_attention
     assert escalated.tasks[0].escalated_to == "case_manager"
+    await h.noted("task.escalated")
+    assert [n.type for n in h.partners.timeline if n.type.startswith("task.")] == [
+        "task.opened", "task.escalated",
+    ]  # fmt: skip
 
     await h.send(jid, "task.completed", "pa_followup-1")
     back = await h.reaches(jid, "pa_decision")
@@ -284,13 +306,19 @@ async def test_pause_resume_cancel_and_invalid_control(harness: HarnessFactory) 
     assert state.outcome_reason == "withdrawn by prescriber"
     with pytest.raises(JourneyClosed):
         await h.journeys.resume(jid)
+    operator = [(n.type, n.summary) for n in h.partners.timeline if n.type.startswith("operator.")]
+    assert operator == [
+        ("operator.paused", "paused by operator: patient hospitalised"),
+        ("operator.resumed", "resumed by operator"),
+        ("operator.cancelled", "cancelled by operator: withdrawn by prescriber"),
+    ]
     with pytest.raises(JourneyNotFound):
         await h.journeys.state("journey/demo/pt-nobody")
 
 
 async def test_repeated_start_returns_the_same_journey(harness: HarnessFactory) -> None:
     h = await harness(APPROVING)
-    patient = f"pt-{uuid.uuid4().hex[:10]}"
+    patient = f"pt-x{uuid.uuid4().hex[:10]}"
     acks = await asyncio.gather(
         *(h.journeys.start(TEMPLATE, patient_ref=patient, program="demo") for _ in range(5))
     )

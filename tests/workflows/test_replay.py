@@ -1,9 +1,10 @@
 """Golden histories: journeys recorded with earlier workflow code must replay unchanged.
 
 A change to workflow or interpreter code that breaks one of these would break running
-journeys: guard it with `workflow.patched(...)` instead. Record new goldens with
-`PITWALL_RECORD_HISTORIES=1 .venv/bin/pytest tests/workflows/test_journey.py` (keep the
-old files: they stand for journeys still running on the old code).
+journeys: guard it with `workflow.patched(...)` instead. Record new goldens after a
+workflow change with `PITWALL_RECORD_HISTORIES=r3 .venv/bin/pytest tests/workflows/test_journey.py`
+(the next revision name; keep the old files: they stand for journeys still running on
+the old code). r1: before the timeline; r2: with the timeline writer (patch timeline-v1).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ GOLDEN = {path.stem: path.read_text() for path in HISTORIES}
 
 
 def test_golden_histories_exist() -> None:
-    assert len(HISTORIES) >= 3
+    assert len(HISTORIES) >= 6
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
