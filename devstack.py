@@ -14,6 +14,7 @@ import sys
 import time
 from types import FrameType
 
+from client.admin import ensure_search_attributes
 from client.journeys import JourneyClient, connect_temporal
 from devtools import demo
 from devtools.processes import Children, StackError, require_free_port, wait_for_port
@@ -85,6 +86,7 @@ async def start_demo(settings: Settings) -> list[str]:
     demo.seed_store(PatientDirectory(engine))
     demo.seed_sandbox(settings.sandbox.base_url())
     temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
+    await ensure_search_attributes(temporal)
     journeys = JourneyClient(temporal, settings.temporal.task_queue)
     started = await demo.start_journeys(
         journeys, get_template("specialty_start"), settings.stack.demo_time_scale

@@ -21,6 +21,7 @@ from temporalio.service import RPCError
 from cli.patients import app as patients_app
 from cli.templates import app as templates_app
 from cli.timeline import timeline as timeline_command
+from client.admin import ensure_search_attributes
 from client.journeys import JourneyClient, JourneyError, connect_temporal
 from domain.journey import JourneyState
 from domain.partners import PartnerEvent
@@ -155,6 +156,23 @@ def cancel(journey_id: str, reason: str = typer.Option(..., help="Why (no patien
     """Cancel a journey."""
     _run(lambda j: j.cancel(journey_id, reason))
     typer.echo("cancelling")
+
+
+@app.command("setup")
+def setup_namespace() -> None:
+    """Register Pitwall's search attributes in the namespace (run once per cluster)."""
+    settings = get_settings()
+
+    async def go() -> list[str]:
+        temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
+        return await ensure_search_attributes(temporal)
+
+    try:
+        added = asyncio.run(go())
+    except RuntimeError as err:
+        typer.echo(f"error: cannot reach Temporal at {settings.temporal.address}: {err}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(f"added: {', '.join(added)}" if added else "search attributes already in place")
 
 
 @app.command()

@@ -25,6 +25,7 @@ def build_activities(settings: Settings, store: Store) -> list[Callable[..., Any
         pharmacy=PharmacyClient(p.pharmacy_url or sandbox, timeout=p.timeout_s),
         consent=ConsentClient(p.consent_url or sandbox, timeout=p.timeout_s),
         timeline=store.timeline,
+        correlations=store.correlations,
     )
     messaging = MessagingActivities(
         sms=SmsClient(

@@ -19,6 +19,7 @@ from domain.partners import (
     PharmacyReferralRequest,
     PriorAuthRequest,
 )
+from store.correlations import CorrelationRepository
 from store.timeline import TimelineEvent, TimelineRepository
 
 CORRELATION_IDS = ("pa_number", "rx_id", "request_id")
@@ -40,11 +41,13 @@ class PartnerActivities:
         pharmacy: PharmacyClient,
         consent: ConsentClient,
         timeline: TimelineRepository,
+        correlations: CorrelationRepository,
     ) -> None:
         self.payer = payer
         self.pharmacy = pharmacy
         self.consent = consent
         self.timeline = timeline
+        self.correlations = correlations
 
     async def _done(self, call: PartnerCall, result: BaseModel) -> dict[str, Any]:
         """Put the call on the patient's timeline (once per key) and answer the journey."""
@@ -59,7 +62,13 @@ class PartnerActivities:
             summary=f"{call.action}: {outcome}",
             correlation={"step": call.step_id, **ids},
         )
-        await asyncio.to_thread(self.timeline.record, note)
+
+        def write() -> None:
+            self.timeline.record(note)
+            for kind, value in ids.items():
+                self.correlations.remember(kind, value, call.journey_ref)
+
+        await asyncio.to_thread(write)
         return answer
 
     @activity.defn(name="consent.request")

@@ -137,6 +137,11 @@ class Webhooks:
         # the journey (by event id) and the store (by key) both drop the repeat.
         outcome = "delivered"
         if not event.journey_ref:
+            # The partner did not echo our reference: find the journey by theirs.
+            journey = await asyncio.to_thread(self._journey_by_reference, event)
+            if journey is not None:
+                event = event.model_copy(update={"journey_ref": journey})
+        if not event.journey_ref:
             outcome = "kept_for_review"
             await self._keep(partner, event, "no_journey_reference")
         else:
@@ -152,6 +157,12 @@ class Webhooks:
                     await self._keep(partner, event, "journey_finished")
         await asyncio.to_thread(self._record, partner, event)
         return outcome
+
+    def _journey_by_reference(self, event: PartnerEvent) -> str | None:
+        if event.type.startswith("sms."):
+            entry = self.store.ledger.by_provider_message_id(event.correlation_key)
+            return entry.journey_ref if entry else None
+        return self.store.correlations.journey_for(event.correlation_key)
 
     async def _keep(self, partner: str, event: PartnerEvent, reason: str) -> None:
         await asyncio.to_thread(self.store.callbacks.keep, partner, event, reason)
@@ -169,8 +180,7 @@ class Webhooks:
                 idempotency_key=f"{partner}:{event.event_id}",
                 patient_ref=patient,
                 journey_ref=event.journey_ref,
-                type="partner.callback",
-                occurred_at=event.occurred_at,
+                type="partner.callback",  # when we heard of it: keeps the story in order
                 summary=f"{event.type}" + (f": {detail}" if detail else ""),
                 correlation={"key": event.correlation_key, "event_id": event.event_id},
             )

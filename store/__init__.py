@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from store.callbacks import CallbackRepository
 from store.consents import ConsentRepository, PreferenceRepository
+from store.correlations import CorrelationRepository
 from store.db import make_engine, migrate
 from store.erasure import ErasureReport, forget
 from store.ledger import ContactLedger
@@ -32,6 +33,7 @@ class Store:
         self.ledger = ContactLedger(engine)
         self.timeline = TimelineRepository(engine)
         self.callbacks = CallbackRepository(engine)
+        self.correlations = CorrelationRepository(engine)
         self.directory = PatientDirectory(engine)
 
     @classmethod

@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 
 from store.callbacks import UnmatchedCallback
 from store.consents import Consent, OptOut, Preference
+from store.correlations import Correlation
 from store.ledger import ContactEvent, ContactLedgerEntry
 from store.patients import Coverage, Patient, Prescriber
 from store.timeline import TimelineEntry
@@ -20,6 +21,7 @@ __all__ = [
     "Consent",
     "ContactEvent",
     "ContactLedgerEntry",
+    "Correlation",
     "Coverage",
     "OptOut",
     "Patient",

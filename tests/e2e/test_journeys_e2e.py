@@ -198,3 +198,31 @@ async def test_webhook_rejects_forgery_and_keeps_orphans(stack: Stack) -> None:
     assert orphan.status_code == 202
     assert orphan.json()["outcomes"] == ["kept_for_review"]
     assert bad.status_code == 400
+
+
+async def test_callback_without_our_reference_finds_its_journey_by_rx_id(stack: Stack) -> None:
+    # A pharmacy that never echoes our journey reference, only its own Rx id.
+    patient = stack.new_patient({"pa": "approve", "ship_after_seconds": 600})
+    journey = await stack.start(patient)
+    waiting = await stack.reaches(journey, "shipped")
+    rx_id = waiting.outputs["sp_referral"]["rx_id"]
+    url = f"{stack.receiver_url}/v1/webhooks/pharmacy"
+    async with httpx.AsyncClient() as http:
+        for kind in ("shipped", "delivered"):
+            body = json.dumps(
+                {
+                    "event_id": f"evt-{kind}-{rx_id}",
+                    "type": f"pharmacy.{kind}",
+                    "rx_id": rx_id,
+                    "occurred_at": "2026-01-01T00:00:00Z",
+                    "days_supply": 28,
+                }
+            ).encode()
+            ts = str(int(time.time()))
+            answer = await http.post(
+                url, content=body, headers={TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(ts, body)}
+            )
+            assert answer.json()["outcomes"] == ["delivered"]
+    state = await stack.finished(journey)
+    assert state.status == "completed"
+    assert state.events["shipped"]["event_id"] == f"evt-shipped-{rx_id}"
