@@ -25,5 +25,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+bench: $(STAMP)
+	$(BIN)/python bench/api.py
+
 clean:
 	rm -rf .data
