@@ -84,9 +84,30 @@ class ReceiverSettings(BaseSettings):
         SecretStr("dev-webhook-secret"),
         description="Shared secret partners sign callbacks with (HMAC). Change in production.",
     )
+    require_webhook_keys: bool = Field(
+        True,
+        description="Partner webhooks also need an API key with the partner's scope "
+        "(`webhooks:payer`, ...): `Authorization: Bearer`, `X-API-Key`, or for SMS the "
+        "basic-auth password. The signature is checked as well.",
+    )
+    sms_callback_api_key: SecretStr = Field(
+        SecretStr(""),
+        description="API key (scope `webhooks:sms`) the worker puts as basic-auth "
+        "credentials into the SMS StatusCallback URL it gives the gateway; empty: none.",
+    )
 
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+
+class AuthSettings(BaseSettings):
+    model_config = _config("PITWALL_AUTH_")
+
+    key_pepper: SecretStr = Field(
+        SecretStr("dev-api-key-pepper"),
+        description="Server secret API keys are hashed with (HMAC-SHA256); not stored in the "
+        "database. Change in production; changing it invalidates every key.",
+    )
 
 
 class StackSettings(BaseSettings):
@@ -118,9 +139,17 @@ class Settings:
         self.sandbox = SandboxSettings()
         self.receiver = ReceiverSettings()
         self.partners = PartnerSettings()
+        self.auth = AuthSettings()
         self.stack = StackSettings()
 
-    groups = (TemporalSettings, SandboxSettings, PartnerSettings, ReceiverSettings, StackSettings)
+    groups = (
+        TemporalSettings,
+        SandboxSettings,
+        PartnerSettings,
+        ReceiverSettings,
+        AuthSettings,
+        StackSettings,
+    )
 
 
 @lru_cache(maxsize=1)

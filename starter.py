@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
+from cli.keys import app as keys_app
 from cli.patients import app as patients_app
 from cli.templates import app as templates_app
 from cli.timeline import timeline as timeline_command
@@ -31,6 +32,7 @@ from settings import Settings, get_settings
 app = typer.Typer(help="Pitwall: start, inspect and steer therapy journeys.", no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
 app.add_typer(patients_app, name="patients")
+app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
 

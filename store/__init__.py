@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
+from store.api_keys import ApiKeyRepository
 from store.callbacks import CallbackRepository
 from store.consents import ConsentRepository, PreferenceRepository
 from store.correlations import CorrelationRepository
@@ -25,8 +26,10 @@ from store.timeline import TimelineRepository
 class Store:
     """Every repository over one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, api_key_pepper: str = "") -> None:
         self.engine = engine
+        # API keys need the pepper (settings.auth.key_pepper); without one they refuse to work.
+        self.api_keys = ApiKeyRepository(engine, api_key_pepper)
         self.patients = PatientRepository(engine)
         self.consents = ConsentRepository(engine)
         self.preferences = PreferenceRepository(engine)
@@ -37,11 +40,11 @@ class Store:
         self.directory = PatientDirectory(engine)
 
     @classmethod
-    def open(cls, url: str, *, upgrade: bool = True) -> Store:
+    def open(cls, url: str, *, upgrade: bool = True, api_key_pepper: str = "") -> Store:
         engine = make_engine(url)
         if upgrade:
             migrate(engine)
-        return cls(engine)
+        return cls(engine, api_key_pepper=api_key_pepper)
 
     def forget(self, patient_ref: str, at: datetime | None = None) -> ErasureReport:
         return forget(self.engine, patient_ref, at)

@@ -1,13 +1,14 @@
 """Every table of the store, in one place (Alembic's target metadata imports this module).
 
 Tables live beside their repositories: patients, consents (+ preferences, opt-outs),
-ledger, timeline, callbacks.
+ledger, timeline, callbacks, API keys.
 """
 
 from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from store.api_keys import ApiKey
 from store.callbacks import UnmatchedCallback
 from store.consents import Consent, OptOut, Preference
 from store.correlations import Correlation
@@ -18,6 +19,7 @@ from store.timeline import TimelineEntry
 metadata = SQLModel.metadata
 
 __all__ = [
+    "ApiKey",
     "Consent",
     "ContactEvent",
     "ContactLedgerEntry",
