@@ -1,5 +1,8 @@
-"""The HTTP front door: the journey API (/v1/journeys, /v1/templates), partner
-webhooks (/v1/webhooks/*) and a health check. OpenAPI at /openapi.json, docs at /docs.
+"""The HTTP front door: the journey API (/v1/journeys, /v1/templates), patients
+(/v1/patients: timeline, consents, preferences), partner webhooks (/v1/webhooks/*) and a
+health check. OpenAPI at /openapi.json, docs at /docs. Every /v1 route needs an API key
+with the right scope (api/auth.py); webhooks need one too unless
+PITWALL_RECEIVER_REQUIRE_WEBHOOK_KEYS is false.
 
 `create_app(settings)` connects to Temporal when the app starts; if Temporal is not
 there yet, the app starts anyway and answers 503 + Retry-After until it is. Tests can
@@ -20,6 +23,7 @@ from temporalio.client import Client
 
 from api import errors, openapi
 from api import journeys as journeys_api
+from api import patients as patients_api
 from api import templates as templates_api
 from api.catalog import TemplateCatalog
 from api.webhooks import Webhooks
@@ -38,6 +42,10 @@ Start, inspect and steer specialty-therapy patient journeys; receive partner cal
 * Starting is idempotent: the same request (patient x program x business key) returns
   the same journey, 201 the first time and 200 after.
 * Errors are RFC 9457 `application/problem+json` with a stable `type`.
+* Every /v1 call needs an API key: `Authorization: Bearer pw_<id>_<secret>` (or
+  `X-API-Key`). Missing, unknown or revoked → 401; without the scope → 403. Scopes:
+  `journeys:read`, `journeys:write`, `patients:read`, `patients:write`,
+  `webhooks:<partner>`, and `admin` (all of them). Keys: `starter.py keys create`.
 """
 
 
@@ -65,12 +73,15 @@ def create_app(
     settings = settings or get_settings()
     engine = make_engine(settings.stack.database())
     catalog = templates or TemplateCatalog.load()
+    store = Store(engine, api_key_pepper=settings.auth.key_pepper.get_secret_value())
+    require_webhook_keys = settings.receiver.require_webhook_keys
 
     webhooks = Webhooks(
-        Store(engine),
+        store,
         secret=settings.receiver.webhook_secret.get_secret_value(),
         twilio_token=settings.partners.twilio_auth_token.get_secret_value(),
         public_url=settings.receiver.base_url(),
+        keys=store.api_keys if require_webhook_keys else None,
     )
 
     @asynccontextmanager
@@ -94,14 +105,17 @@ def create_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
+    app.state.store = store
+    app.state.api_keys = store.api_keys
     errors.install(app)
     app.include_router(journeys_api.router)
     app.include_router(templates_api.router)
+    app.include_router(patients_api.router)
     app.include_router(webhooks.router())
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    openapi.install(app)
+    openapi.install(app, webhook_keys=require_webhook_keys)
     return app

@@ -1,4 +1,5 @@
-"""Typed dependencies for routes: `journeys: Journeys`, `templates: Templates`, ids."""
+"""Typed dependencies for routes: `journeys: Journeys`, `templates: Templates`,
+`store: PitwallStore`, ids."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pydantic import AfterValidator
 from api.catalog import TemplateCatalog
 from client.journeys import JourneyClient
 from client.models import JOURNEY_ID
-from domain.journey import check_pseudonym
+from domain.journey import PSEUDONYM, check_pseudonym
+from store import Store
 
 
 def journey_client(request: Request) -> JourneyClient:
@@ -19,6 +21,10 @@ def journey_client(request: Request) -> JourneyClient:
 
 def template_catalog(request: Request) -> TemplateCatalog:
     return cast(TemplateCatalog, request.app.state.templates)
+
+
+def pitwall_store(request: Request) -> Store:
+    return cast(Store, request.app.state.store)
 
 
 def _pseudonymous_parts(journey_id: str) -> str:
@@ -32,6 +38,16 @@ def _pseudonymous_parts(journey_id: str) -> str:
 
 Journeys = Annotated[JourneyClient, Depends(journey_client)]
 Templates = Annotated[TemplateCatalog, Depends(template_catalog)]
+PitwallStore = Annotated[Store, Depends(pitwall_store)]
+PatientRef = Annotated[
+    str,
+    Path(
+        pattern=PSEUDONYM,
+        description="Pseudonymous patient id (never a name, phone, MRN or date of birth).",
+        examples=["pt-7f3a9c"],
+    ),
+    AfterValidator(lambda v: check_pseudonym(v, "patient_ref")),
+]
 JourneyId = Annotated[
     str,
     Path(

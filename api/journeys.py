@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import AfterValidator
 
+from api.auth import require
 from api.deps import JourneyId, Journeys, Templates
 from api.errors import ApiProblem
 from api.openapi import problems
@@ -37,6 +38,8 @@ from domain.partners import PartnerEvent
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 
 _TEMPORAL = (500, 503)
+READ = [require("journeys:read")]
+WRITE = [require("journeys:write")]
 
 
 def _checked(field: str) -> AfterValidator:
@@ -54,6 +57,7 @@ def _checked(field: str) -> AfterValidator:
         200: {"model": StartAck, "description": "The journey already existed."},
         **problems(409, 422, *_TEMPORAL),
     },
+    dependencies=WRITE,
 )
 async def start_journey(
     body: StartJourney, journeys: Journeys, templates: Templates, response: Response
@@ -92,6 +96,7 @@ async def start_journey(
     description="Filters combine with AND. Backed by Temporal visibility, which is "
     "eventually consistent: a journey started a moment ago may not be listed yet.",
     responses=problems(422, *_TEMPORAL),
+    dependencies=READ,
 )
 async def list_journeys(
     journeys: Journeys,
@@ -125,6 +130,7 @@ async def list_journeys(
     description="The workflow's own view (a query): status, stage, current step, "
     "pending wait, tasks, steps done, preferences.",
     responses=problems(404, 422, *_TEMPORAL),
+    dependencies=READ,
 )
 async def get_journey(journey_id: JourneyId, journeys: Journeys) -> JourneyState:
     return await journeys.state(journey_id)
@@ -137,6 +143,7 @@ async def get_journey(journey_id: JourneyId, journeys: Journeys) -> JourneyState
     description="Journeys deduplicate by event_id: a repeat answers duplicate=true and "
     "changes nothing. An event that arrives before the step waiting for it is kept.",
     responses=problems(404, 409, 422, *_TEMPORAL),
+    dependencies=WRITE,
 )
 async def post_event(journey_id: JourneyId, body: JourneyEvent, journeys: Journeys) -> EventAck:
     event = PartnerEvent(
@@ -157,6 +164,7 @@ OptionalControl = Annotated[Control | None, Body()]
     "/{journey_id:path}/pause",
     summary="Pause a journey between steps",
     responses=problems(404, 409, 422, *_TEMPORAL),
+    dependencies=WRITE,
 )
 async def pause_journey(
     journey_id: JourneyId, journeys: Journeys, body: OptionalControl = None
@@ -168,6 +176,7 @@ async def pause_journey(
     "/{journey_id:path}/resume",
     summary="Resume a paused journey",
     responses=problems(404, 409, 422, *_TEMPORAL),
+    dependencies=WRITE,
 )
 async def resume_journey(
     journey_id: JourneyId, journeys: Journeys, body: OptionalControl = None
@@ -182,6 +191,7 @@ async def resume_journey(
     description="Accepted: the journey stops at its next step boundary and finishes "
     "as cancelled; the state returned is from the moment it accepted.",
     responses=problems(404, 409, 422, *_TEMPORAL),
+    dependencies=WRITE,
 )
 async def cancel_journey(
     journey_id: JourneyId, journeys: Journeys, body: OptionalControl = None
@@ -195,6 +205,7 @@ async def cancel_journey(
     description="Fields left out keep their value. The journey validates the change "
     "before it is recorded: an invalid one is refused (422) and leaves no trace.",
     responses=problems(404, 409, 422, *_TEMPORAL),
+    dependencies=WRITE,
 )
 async def set_preferences(
     journey_id: JourneyId, body: PreferencesIn, journeys: Journeys

@@ -2,7 +2,8 @@
 
 Routes declare which error statuses they answer (`problems(404, 409, ...)`); this module
 gives each of them the `Problem` schema and the `application/problem+json` media type,
-documents the partner webhooks (signed, answered 202), and drops FastAPI's default
+documents the partner webhooks (signed, answered 202), gives every operation that needs
+an API key its 401 / 403 answers, and drops FastAPI's default
 validation-error schema, which this API never sends.
 """
 
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from adapters.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, TWILIO_SIGNATURE_HEADER
+from api.auth import BASIC_SCHEME, BEARER_SCHEME, HEADER_SCHEME
 from client.models import Problem
 
 PROBLEM_JSON = "application/problem+json"
@@ -21,8 +23,9 @@ _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 DESCRIPTIONS = {
     400: "Malformed callback.",
-    401: "Signature verification failed.",
-    404: "No such journey or template.",
+    401: "No valid API key (missing, unknown or revoked); on webhooks also a bad signature.",
+    403: "The API key lacks the scope this operation needs.",
+    404: "No such journey, template or patient.",
     409: "The journey is in the wrong state for this (paused, finished, ...).",
     422: "Invalid request: the fields are listed; their values are never echoed.",
     500: "Unexpected error: an error_id to quote, no details.",
@@ -32,6 +35,7 @@ DESCRIPTIONS = {
 TAGS = [
     {"name": "journeys", "description": "Start, inspect, list and steer patient journeys."},
     {"name": "templates", "description": "Journey templates: versions, steps, diagrams."},
+    {"name": "patients", "description": "A patient's profile, timeline, consents, preferences."},
     {"name": "webhooks", "description": "Signed partner callbacks (payer, pharmacy, ...)."},
     {"name": "ops", "description": "Health."},
 ]
@@ -51,7 +55,13 @@ def _problem_content(status: int) -> dict[str, Any]:
     return doc
 
 
-def _webhook(op: dict[str, Any], path: str) -> None:
+def _secured(op: dict[str, Any]) -> None:
+    """Operations that need a key answer 401 and 403 too."""
+    for code in (401, 403):
+        op.setdefault("responses", {}).setdefault(str(code), {"description": DESCRIPTIONS[code]})
+
+
+def _webhook(op: dict[str, Any], path: str, keys: bool) -> None:
     if path.endswith("/sms"):
         headers = [TWILIO_SIGNATURE_HEADER]
         op["requestBody"] = {
@@ -90,9 +100,14 @@ def _webhook(op: dict[str, Any], path: str) -> None:
         },
         **{str(code): {"description": DESCRIPTIONS[code]} for code in (400, 401, 500, 503)},
     }
+    if keys:
+        op["security"] = [{BEARER_SCHEME: []}, {HEADER_SCHEME: []}]
+        if path.endswith("/sms"):
+            op["security"].append({BASIC_SCHEME: []})
+        op["responses"]["403"] = {"description": DESCRIPTIONS[403]}
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, webhook_keys: bool = True) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
@@ -103,6 +118,14 @@ def install(app: FastAPI) -> None:
             routes=app.routes,
             tags=TAGS,
         )
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        if webhook_keys:
+            schemes[BASIC_SCHEME] = {
+                "type": "http",
+                "scheme": "basic",
+                "description": "SMS webhooks (Twilio): the API key as the basic-auth password, "
+                "embedded in the callback URL.",
+            }
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(problem.pop("$defs", {}))
@@ -110,7 +133,9 @@ def install(app: FastAPI) -> None:
         for path, operations in schema["paths"].items():
             for op in operations.values():
                 if path.startswith("/v1/webhooks/"):
-                    _webhook(op, path)
+                    _webhook(op, path, webhook_keys)
+                if op.get("security"):
+                    _secured(op)
                 for code, response in op.get("responses", {}).items():
                     if code.isdigit() and int(code) >= 400:
                         response.update(_problem_content(int(code)))

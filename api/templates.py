@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from api.auth import require
 from api.deps import Templates
 from api.errors import ApiProblem
 from api.openapi import problems
@@ -13,7 +14,10 @@ from api.schemas import TEMPLATE_ID, TemplateDetail, TemplateStep, TemplateSumma
 from domain.template_loader import UnknownTemplate
 from domain.template_render import to_mermaid, to_text
 
-router = APIRouter(prefix="/v1/templates", tags=["templates"])
+# Templates describe program logic, not patients, but are not public: journeys:read.
+router = APIRouter(
+    prefix="/v1/templates", tags=["templates"], dependencies=[require("journeys:read")]
+)
 
 
 @router.get("", summary="List templates", responses=problems(500))

@@ -1,5 +1,15 @@
 """Partner callbacks: verify the signature, parse, deliver to the journey as an event.
 
+With PITWALL_RECEIVER_REQUIRE_WEBHOOK_KEYS (the default) a callback must also carry an
+API key with its partner's scope (`webhooks:payer`, `webhooks:pharmacy`,
+`webhooks:consent`, `webhooks:email`, `webhooks:sms`; `admin` too): Bearer or X-API-Key
+for the JSON partners; for SMS also the basic-auth password, because Twilio can only
+send credentials embedded in the callback URL (`https://twilio:<key>@host/...`). Twilio
+first calls without credentials and answers a 401 + `WWW-Authenticate: Basic` with them,
+so the SMS route challenges Basic. The key is checked first (401 `unauthenticated`,
+403 `forbidden`), then the signature, which stays the authentication of record: Twilio
+signs the URL without the credentials, which is the URL rebuilt here from the public URL.
+
 Bad signature → 401 and nothing forwarded. Malformed → 400. A callback whose journey
 cannot take it (unknown, finished, or no journey reference) is kept for operator review
 and answered 202: never dropped. Duplicates are harmless: journeys dedupe on event id.
@@ -24,11 +34,14 @@ from adapters.signatures import (
     verify_body,
     verify_twilio,
 )
+from api.auth import authenticate, forbidden, presented_key, unauthenticated
+from api.errors import ApiProblem
 from api.problems import problem
 from client.journeys import JourneyClient, JourneyClosed, JourneyNotFound
 from domain.journey import patient_of
 from domain.partners import PartnerEvent
 from store import Store
+from store.api_keys import ApiKey, ApiKeyRepository
 from store.ledger import ContactStatus
 from store.timeline import TimelineEvent
 
@@ -51,8 +64,10 @@ class Webhooks:
         secret: str,
         twilio_token: str,
         public_url: str,
+        keys: ApiKeyRepository | None = None,
     ) -> None:
         self.store = store
+        self.keys = keys  # None: webhooks need no API key (signature only)
         self.secret = secret
         self.twilio_token = twilio_token
         self.public_url = public_url.rstrip("/")
@@ -72,6 +87,8 @@ class Webhooks:
         self, parse: Callable[[bytes], list[PartnerEvent]], partner: str
     ) -> Callable[[Request], object]:
         async def receive(request: Request) -> Response:
+            if (denied := await self._authorize(request, partner)) is not None:
+                return denied
             body = await request.body()
             if not verify_body(
                 self.secret,
@@ -90,7 +107,23 @@ class Webhooks:
         receive.__name__ = f"{partner}_webhook"
         return receive
 
+    async def _authorize(self, request: Request, partner: str) -> Response | None:
+        """None if the request may go on; else the 401 / 403 problem to answer."""
+        if self.keys is None:
+            return None
+        scope = f"webhooks:{partner}"
+        try:
+            key = await authenticate_webhook(self.keys, request, partner)
+            if not key.allows(scope):
+                log.warning("webhook.forbidden", partner=partner, key_id=key.key_id)
+                raise forbidden(scope)
+        except ApiProblem as refused:
+            return refused.response()
+        return None
+
     async def sms(self, request: Request) -> Response:
+        if (denied := await self._authorize(request, "sms")) is not None:
+            return denied
         form = {k: str(v) for k, v in (await request.form()).items()}
         url = (
             self.public_url
@@ -194,6 +227,16 @@ class Webhooks:
         self.store.ledger.transition(
             entry.idempotency_key, RECEIPT_STATUS[status], reason=event.data.get("error_code")
         )
+
+
+async def authenticate_webhook(keys: ApiKeyRepository, request: Request, partner: str) -> ApiKey:
+    challenge = "Basic" if partner == "sms" else "Bearer"
+    try:
+        return await authenticate(
+            keys, presented_key(request, allow_basic=True), f"/v1/webhooks/{partner}"
+        )
+    except ApiProblem:
+        raise unauthenticated(challenge) from None
 
 
 def _one(parse: Callable[[bytes], PartnerEvent]) -> Callable[[bytes], list[PartnerEvent]]:

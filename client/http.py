@@ -1,17 +1,19 @@
 """HTTP client for services (hub intake, EHR integration, CRM): the /v1 API, typed.
 
-    async with PitwallHttpClient("https://pitwall.example") as pitwall:
+    async with PitwallHttpClient("https://pitwall.example", api_key=KEY) as pitwall:
         ack = await pitwall.start("specialty_start", patient_ref="pt-7f3a", program="p1")
         state = await pitwall.state(ack.journey_id)
 
-    with SyncPitwallHttpClient("https://pitwall.example") as pitwall:
+    with SyncPitwallHttpClient("https://pitwall.example", api_key=KEY) as pitwall:
         pitwall.send_event(journey_id, event_id="crm-42", type="task.completed",
                            correlation_key="delivery_followup-1")
 
 Answers are parsed into the API's own models (client/models.py, domain/journey.py).
-A problem+json answer raises a PitwallApiError subclass carrying the problem: 404
-NotFound, 409 Conflict, 422 InvalidRequest (with the fields), 503 Unavailable (with
-`retry_after`). Starting and events are idempotent, so both are safe to retry.
+`api_key` is sent as `Authorization: Bearer <key>` (`starter.py keys create`).
+A problem+json answer raises a PitwallApiError subclass carrying the problem: 401
+Unauthenticated, 403 Forbidden (`required_scope`), 404 NotFound, 409 Conflict, 422
+InvalidRequest (with the fields), 503 Unavailable (with `retry_after`). Starting and
+events are idempotent, so both are safe to retry.
 """
 
 from __future__ import annotations
@@ -55,6 +57,19 @@ class PitwallApiError(Exception):
         super().__init__(f"{status} {title}" + (f": {self.detail}" if self.detail else ""))
 
 
+class Unauthenticated(PitwallApiError):
+    """401: no API key, or one that is unknown or revoked."""
+
+
+class Forbidden(PitwallApiError):
+    """403: the API key lacks the scope for this call (`required_scope` names it)."""
+
+    @property
+    def required_scope(self) -> str | None:
+        extra = self.problem.model_extra if self.problem else None
+        return str(extra["required_scope"]) if extra and "required_scope" in extra else None
+
+
 class NotFound(PitwallApiError):
     pass
 
@@ -79,7 +94,13 @@ class Unavailable(PitwallApiError):
         self.retry_after = retry_after
 
 
-_ERRORS: dict[int, type[PitwallApiError]] = {404: NotFound, 409: Conflict, 422: InvalidRequest}
+_ERRORS: dict[int, type[PitwallApiError]] = {
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidRequest,
+}
 
 
 def raise_for_problem(response: httpx.Response) -> None:

@@ -2,7 +2,12 @@
 
 One dev server and one worker for the whole package; each test uses fresh patient ids.
 The app runs in-process (httpx over ASGI, lifespan included); `served` also runs it
-under uvicorn on a free loopback port for clients that need a real socket.
+under uvicorn on a free loopback port for clients that need a real socket. `running`
+makes an admin API key and sends it on every request of its client; tests of
+authentication use `ApiStack.key(...)` for narrower keys, or no key at all.
+
+The store is SQLite in the test's temporary directory, or a throwaway schema of the
+Postgres that PITWALL_TEST_DATABASE_URL / DATABASE_URL names.
 """
 
 from __future__ import annotations
@@ -11,11 +16,11 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -30,6 +35,8 @@ from api.app import create_app
 from client.journeys import JourneyClient
 from devtools.temporal_cli import temporal_cli_path
 from settings import Settings, StackSettings, TemporalSettings
+from store import Store
+from store.testing import postgres_test_url, throwaway_schema
 from tests.workflows.fakes import ScriptedPartners
 from workflows import search_attributes as sa
 from workflows.journey import TherapyJourney
@@ -60,11 +67,18 @@ def start_body(patient_ref: str, **extra: Any) -> dict[str, Any]:
     return {"template": TEMPLATE, "patient_ref": patient_ref, "program": PROGRAM, **extra}
 
 
-def app_settings(data_dir: Path, task_queue: str, address: str = "127.0.0.1:7233") -> Settings:
+def app_settings(
+    data_dir: Path, task_queue: str, address: str = "127.0.0.1:7233", database_url: str = ""
+) -> Settings:
     settings = Settings()
     settings.temporal = TemporalSettings(address=address, task_queue=task_queue)
     settings.stack = StackSettings(data_dir=data_dir)
+    settings.stack.database_url = database_url or f"sqlite:///{data_dir / 'pitwall.db'}"
     return settings
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 async def eventually(
@@ -87,10 +101,19 @@ class ApiStack:
     journeys: JourneyClient
     partners: ScriptedPartners
     settings: Settings
+    admin_key: str
 
     @property
     def temporal(self) -> Client:
         return self.env.client
+
+    @property
+    def store(self) -> Store:
+        return cast(Store, self.app.state.store)
+
+    def key(self, *scopes: str, name: str = "test") -> str:
+        """A new API key with these scopes (the whole `pw_...` key)."""
+        return self.store.api_keys.create(name, scopes).secret
 
     async def start(self, patient_ref: str | None = None) -> str:
         body = start_body(patient_ref or new_patient())
@@ -117,22 +140,43 @@ async def api_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
+def admin_key(app: FastAPI) -> str:
+    store = cast(Store, app.state.store)
+    return store.api_keys.create("test-admin", ["admin"]).secret
+
+
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def running(app: FastAPI, *, key: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan (migrations run), and a client sending an admin key."""
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http,
     ):
+        if key:
+            http.headers.update(bearer(admin_key(app)))
         yield http
 
 
 @pytest.fixture(scope="session")
+def api_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLite, or a throwaway schema of the test Postgres when one is configured."""
+    pg = postgres_test_url()
+    with ExitStack() as stack:
+        if pg:
+            yield stack.enter_context(throwaway_schema(pg))
+        else:
+            yield f"sqlite:///{tmp_path_factory.mktemp('api-db') / 'pitwall.db'}"
+
+
+@pytest.fixture(scope="session")
 async def api(
-    api_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+    api_env: WorkflowEnvironment,
+    tmp_path_factory: pytest.TempPathFactory,
+    api_database_url: str,
 ) -> AsyncIterator[ApiStack]:
     queue = f"api-{uuid.uuid4().hex[:8]}"
     partners = ScriptedPartners(ANSWERS)
-    settings = app_settings(tmp_path_factory.mktemp("api"), queue)
+    settings = app_settings(tmp_path_factory.mktemp("api"), queue, database_url=api_database_url)
     app = create_app(settings, temporal=api_env.client)
     async with (
         Worker(
@@ -151,6 +195,7 @@ async def api(
             journeys=JourneyClient(api_env.client, queue),
             partners=partners,
             settings=settings,
+            admin_key=http.headers["authorization"].removeprefix("Bearer "),
         )
 
 

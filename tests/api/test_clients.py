@@ -19,6 +19,7 @@ from tests.api.conftest import (
     PROGRAM,
     TEMPLATE,
     ApiStack,
+    admin_key,
     app_settings,
     eventually,
     free_port,
@@ -27,7 +28,9 @@ from tests.api.conftest import (
 
 
 def http_client(api: ApiStack) -> PitwallHttpClient:
-    return PitwallHttpClient("http://api", transport=httpx.ASGITransport(app=api.app))
+    return PitwallHttpClient(
+        "http://api", api_key=api.admin_key, transport=httpx.ASGITransport(app=api.app)
+    )
 
 
 async def test_async_http_client_round_trip(api: ApiStack) -> None:
@@ -83,12 +86,13 @@ async def test_async_http_client_round_trip(api: ApiStack) -> None:
 async def test_http_client_reports_unavailable_with_retry_after(tmp_path: Path) -> None:
     settings = app_settings(tmp_path, "nowhere", address=f"127.0.0.1:{free_port()}")
     app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        PitwallHttpClient("http://api", transport=httpx.ASGITransport(app=app)) as pitwall,
-    ):
-        with pytest.raises(Unavailable) as down:
-            await pitwall.start(TEMPLATE, patient_ref=new_patient(), program=PROGRAM)
+    async with app.router.lifespan_context(app):
+        pitwall = PitwallHttpClient(
+            "http://api", api_key=admin_key(app), transport=httpx.ASGITransport(app=app)
+        )
+        async with pitwall:
+            with pytest.raises(Unavailable) as down:
+                await pitwall.start(TEMPLATE, patient_ref=new_patient(), program=PROGRAM)
     assert down.value.status == 503 and down.value.retry_after == 5
 
 
@@ -96,7 +100,7 @@ async def test_sync_http_client_over_a_socket(api: ApiStack, served: str) -> Non
     patient = new_patient()
 
     def service() -> tuple[bool, bool, str]:
-        with SyncPitwallHttpClient(served, api_key="not-checked-yet") as pitwall:
+        with SyncPitwallHttpClient(served, api_key=api.admin_key) as pitwall:
             ack = pitwall.start(TEMPLATE, patient_ref=patient, program=PROGRAM)
             again = pitwall.start(TEMPLATE, patient_ref=patient, program=PROGRAM)
             state = pitwall.state(ack.journey_id)
