@@ -21,6 +21,7 @@ from devtools.processes import Children, StackError, require_free_port, wait_for
 from devtools.temporal_cli import TemporalCliMissing, temporal_cli_path
 from domain.template_loader import get_template
 from settings import Settings, get_settings
+from store import Store
 from store.db import make_engine, migrate
 from store.patients import PatientDirectory
 from workflows import search_attributes as sa
@@ -57,8 +58,22 @@ def check_ports(settings: Settings) -> None:
     require_free_port(r.host, r.port, "the callback receiver", "PITWALL_RECEIVER_PORT")
 
 
-def start_processes(settings: Settings, children: Children) -> None:
+def dev_keys(settings: Settings) -> demo.DevKeys:
+    """Migrate the store and make (or find) the dev API keys, before anything starts."""
+    store = Store.open(
+        settings.stack.database(), api_key_pepper=settings.auth.key_pepper.get_secret_value()
+    )
+    try:
+        return demo.ensure_dev_keys(store.api_keys, settings.stack.data_dir / "dev-api-keys.json")
+    finally:
+        store.close()
+
+
+def start_processes(settings: Settings, children: Children, keys: demo.DevKeys) -> None:
     py = sys.executable
+    if not settings.receiver.sms_callback_api_key.get_secret_value():
+        # The worker puts it into the SMS StatusCallback URL (basic auth, as Twilio sends it).
+        children.env["PITWALL_RECEIVER_SMS_CALLBACK_API_KEY"] = keys.partners
     host, port = _host_port(settings.temporal.address)
     temporal = children.start("temporal", temporal_argv(settings, temporal_cli_path(
         settings.temporal.cli_path)))  # fmt: skip
@@ -72,6 +87,7 @@ def start_processes(settings: Settings, children: Children) -> None:
             "--callback-url", settings.receiver.base_url(),
             "--secret", settings.receiver.webhook_secret.get_secret_value(),
             "--twilio-auth-token", settings.partners.twilio_auth_token.get_secret_value(),
+            "--callback-api-key", keys.partners,
         ],
     )  # fmt: skip
     wait_for_port(settings.sandbox.host, settings.sandbox.port, 30, sandbox)
@@ -112,7 +128,8 @@ def main() -> int:
     try:
         check_ports(settings)
         print("Starting Temporal, the partner sandbox, the callback receiver and a worker...")
-        start_processes(settings, children)
+        keys = dev_keys(settings)
+        start_processes(settings, children, keys)
         lines = asyncio.run(start_demo(settings))
         print(
             "\nPitwall local stack is up.\n"
@@ -121,7 +138,12 @@ def main() -> int:
             f"  Temporal frontend  {settings.temporal.address}\n"
             f"  Partner sandbox    {settings.sandbox.base_url()}/_sandbox/received\n"
             f"  Callback receiver  {settings.receiver.base_url()}/healthz\n"
+            f"  API docs           {settings.receiver.base_url()}/docs\n"
             f"  Logs               {children.log_dir}/\n"
+            f"\nDev API key (admin; kept in {settings.stack.data_dir / 'dev-api-keys.json'}):\n"
+            f"  {keys.admin}\n"
+            f"  curl -H 'Authorization: Bearer {keys.admin}' "
+            f"{settings.receiver.base_url()}/v1/journeys/journey/demo-program/pt-demo-pended\n"
             f"\nDemo journeys (a journey-day every "
             f"{86400 / settings.stack.demo_time_scale:g} s):\n" + "\n".join(lines) + "\n\n"
             "Try: .venv/bin/temporal workflow list    |    "

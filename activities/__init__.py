@@ -43,6 +43,7 @@ def build_activities(settings: Settings, store: Store) -> list[Callable[..., Any
         ),
         store=store,
         callback_base=settings.receiver.base_url(),
+        callback_api_key=settings.receiver.sms_callback_api_key.get_secret_value(),
     )
     return [
         partners.request_consent,

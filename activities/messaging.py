@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import structlog
 from temporalio import activity
@@ -28,6 +28,14 @@ from store.timeline import TimelineEvent
 log = structlog.get_logger(__name__)
 
 
+def _with_credentials(base: str, api_key: str) -> str:
+    """`https://host` → `https://twilio:<key>@host` (keys are letters, digits and `_`)."""
+    if not api_key:
+        return base
+    scheme, sep, rest = base.partition("://")
+    return f"{scheme}{sep}twilio:{quote(api_key, safe='')}@{rest}" if sep else base
+
+
 def dedupe_key(message: OutboundMessage) -> str:
     """The same content for the same reason (journey step) is never sent twice."""
     digest = hashlib.sha256(f"{message.channel}\n{message.text}".encode()).hexdigest()[:16]
@@ -36,12 +44,20 @@ def dedupe_key(message: OutboundMessage) -> str:
 
 class MessagingActivities:
     def __init__(
-        self, sms: SmsClient, email: EmailClient, store: Store, callback_base: str
+        self,
+        sms: SmsClient,
+        email: EmailClient,
+        store: Store,
+        callback_base: str,
+        callback_api_key: str = "",
     ) -> None:
         self.sms = sms
         self.email = email
         self.store = store
         self.callback_base = callback_base.rstrip("/")
+        # Twilio can only authenticate to us with credentials embedded in the callback URL
+        # (basic auth); it signs the URL without them, as the receiver rebuilds it.
+        self.status_callback_base = _with_credentials(self.callback_base, callback_api_key)
 
     @activity.defn(name="messaging.send")
     @partner_errors
@@ -101,7 +117,7 @@ class MessagingActivities:
             "idempotency_key": message.idempotency_key,
         }
         if message.channel == "sms":
-            callback = f"{self.callback_base}/v1/webhooks/sms?" + urlencode(
+            callback = f"{self.status_callback_base}/v1/webhooks/sms?" + urlencode(
                 {"journey": message.journey_ref}
             )
             sent = await self.sms.send(

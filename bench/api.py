@@ -57,6 +57,8 @@ from devtools.processes import Children, wait_for_port  # noqa: E402
 from devtools.temporal_cli import temporal_cli_path  # noqa: E402
 from domain.journey import JourneyStart  # noqa: E402
 from domain.template_loader import get_template  # noqa: E402
+from store import Store  # noqa: E402
+from store.api_keys import WEBHOOK_PARTNERS  # noqa: E402
 from store.db import make_engine, migrate  # noqa: E402
 from store.patients import PatientDetails, PatientDirectory  # noqa: E402
 from workflows import search_attributes as sa  # noqa: E402
@@ -66,6 +68,7 @@ PROGRAM = "bench-program"
 TEMPLATE_ID = "specialty_start"
 SECRET = "bench-webhook-secret"
 TWILIO_TOKEN = "bench-twilio-token"
+PEPPER = "bench-api-key-pepper"
 PARKED = {"consent": "never"}  # (a): the journey waits for consent after its first call
 AT_DELIVERY = {  # (b): through to `delivered` quickly; the delivery itself comes from us
     "consent_after_seconds": 0.05,
@@ -107,6 +110,8 @@ class Stack:
     sandbox_url: str
     directory: PatientDirectory
     task_queue: str
+    journeys_key: str  # journeys:write, for POST /v1/journeys
+    partner_key: str  # webhooks:*, for the signed webhooks (like the sandbox's)
 
 
 async def run_stack(data: Path, run: Callable[[Stack], Awaitable[None]]) -> None:
@@ -120,6 +125,13 @@ async def run_stack(data: Path, run: Callable[[Stack], Awaitable[None]]) -> None
         sandbox_port, api_port = free_port(), free_port()
         api_url = f"http://127.0.0.1:{api_port}"
         database = f"sqlite:///{data / 'pitwall.db'}"
+        # Keys before anything starts: the sandbox sends one on its callbacks, the worker
+        # puts it into SMS StatusCallback URLs; the benchmark uses the others.
+        engine = make_engine(database)
+        migrate(engine)
+        keys = Store(engine, api_key_pepper=PEPPER).api_keys
+        partner_key = keys.create("bench-partners", [f"webhooks:{p}" for p in WEBHOOK_PARTNERS])
+        journeys_key = keys.create("bench-journeys", ["journeys:write"])
         child_env = {
             **os.environ,
             "PITWALL_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
@@ -130,6 +142,8 @@ async def run_stack(data: Path, run: Callable[[Stack], Awaitable[None]]) -> None
             "PITWALL_RECEIVER_PORT": str(api_port),
             "PITWALL_RECEIVER_WEBHOOK_SECRET": SECRET,
             "PITWALL_PARTNER_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "PITWALL_AUTH_KEY_PEPPER": PEPPER,
+            "PITWALL_RECEIVER_SMS_CALLBACK_API_KEY": partner_key.secret,
             "PITWALL_LOG_FORMAT": "json",
         }
         children = Children(log_dir=data / "logs", env=child_env)
@@ -140,13 +154,12 @@ async def run_stack(data: Path, run: Callable[[Stack], Awaitable[None]]) -> None
                     sys.executable, "-m", "sandbox", "--port", str(sandbox_port),
                     "--callback-url", api_url, "--secret", SECRET,
                     "--twilio-auth-token", TWILIO_TOKEN,
+                    "--callback-api-key", partner_key.secret,
                 ],
             )  # fmt: skip
             api = children.start("api", [sys.executable, "-m", "api"])
             wait_for_port("127.0.0.1", sandbox_port, 30, sandbox)
             wait_for_port("127.0.0.1", api_port, 30, api)
-            engine = make_engine(database)
-            migrate(engine)
             children.start("worker", [sys.executable, str(ROOT / "worker.py")])
             await run(
                 Stack(
@@ -156,6 +169,8 @@ async def run_stack(data: Path, run: Callable[[Stack], Awaitable[None]]) -> None
                     sandbox_url=f"http://127.0.0.1:{sandbox_port}",
                     directory=PatientDirectory(engine),
                     task_queue=queue,
+                    journeys_key=journeys_key.secret,
+                    partner_key=partner_key.secret,
                 )
             )
         finally:
@@ -237,7 +252,12 @@ async def start_rates(stack: Stack, per_round: int, rounds: int, concurrency: in
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with (
-        httpx.AsyncClient(base_url=stack.api_url, limits=limits, timeout=60) as http,
+        httpx.AsyncClient(
+            base_url=stack.api_url,
+            limits=limits,
+            timeout=60,
+            headers={"Authorization": f"Bearer {stack.journeys_key}"},
+        ) as http,
         httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30) as sandbox,
     ):
 
@@ -278,7 +298,11 @@ async def event_latency(stack: Stack, events: int, rate: float) -> list[float]:
             stack.directory.grant_consent(ref, "sms", purpose, PROGRAM)
     async with (
         httpx.AsyncClient(base_url=stack.sandbox_url, timeout=30) as sandbox,
-        httpx.AsyncClient(base_url=stack.api_url, timeout=30) as receiver,
+        httpx.AsyncClient(
+            base_url=stack.api_url,
+            timeout=30,
+            headers={"Authorization": f"Bearer {stack.partner_key}"},
+        ) as receiver,
     ):
         await set_scenarios(sandbox, refs, AT_DELIVERY)
         rx: dict[str, str] = {}

@@ -3,11 +3,19 @@
 Everything here is idempotent, so running the stack again finds the same journeys.
 Patient refs are pseudonymous; the contact details are fictional (555 numbers,
 example.com), and they live in the store, never in the journey.
+
+Dev API keys (`ensure_dev_keys`): one with `admin` for you (curl, the client), one with
+the `webhooks:*` scopes for the sandbox's callbacks. They are made once and kept in
+`<data dir>/dev-api-keys.json` (mode 0600) so the same keys work after a restart; a key
+that no longer verifies (database reset, revoked) is replaced.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +23,7 @@ import httpx
 from client.journeys import JourneyClient
 from domain.journey import StartAck
 from domain.template import JourneyTemplate
+from store.api_keys import WEBHOOK_PARTNERS, ApiKeyRepository
 from store.patients import PatientDetails, PatientDirectory
 
 PROGRAM = "demo-program"
@@ -101,3 +110,37 @@ async def start_journeys(
         )
         started.append((patient, ack))
     return started
+
+
+DEV_KEYS: dict[str, list[str]] = {
+    "dev-admin": ["admin"],
+    "dev-sandbox-partners": [f"webhooks:{p}" for p in WEBHOOK_PARTNERS],
+}
+
+
+@dataclass(frozen=True)
+class DevKeys:
+    admin: str  # every scope: for curl and the HTTP client
+    partners: str  # webhooks:* — the sandbox's callbacks (and the SMS StatusCallback URL)
+
+
+def ensure_dev_keys(keys: ApiKeyRepository, path: Path) -> DevKeys:
+    """The local stack's keys: reused from `path` while they verify, else made anew."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = {}
+    found: dict[str, str] = {}
+    for name, scopes in DEV_KEYS.items():
+        key = saved.get(name) if isinstance(saved, dict) else None
+        row = keys.verify(key) if isinstance(key, str) else None
+        if row is None or sorted(row.scopes) != sorted(scopes):
+            key = keys.create(name, scopes).secret
+        assert isinstance(key, str)
+        found[name] = key
+    if found != saved:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(found, out, indent=2)
+    return DevKeys(admin=found["dev-admin"], partners=found["dev-sandbox-partners"])

@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         help="Twilio auth token: checks basic auth, signs SMS callbacks "
         "(env SANDBOX_TWILIO_AUTH_TOKEN).",
     )
+    parser.add_argument(
+        "--callback-api-key",
+        default=os.environ.get("SANDBOX_CALLBACK_API_KEY", ""),
+        help="Pitwall API key with the webhooks:* scopes: sent as `Authorization: Bearer` on "
+        "JSON callbacks and as the basic-auth password of the inbound-SMS webhook URL "
+        "(env SANDBOX_CALLBACK_API_KEY; empty: none).",
+    )
     parser.add_argument("--log-level", default=os.environ.get("SANDBOX_LOG_LEVEL", "warning"))
     args = parser.parse_args(argv)
 
@@ -52,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sandbox.app import create_app
 
-    app = create_app(args.callback_url, args.secret, args.twilio_auth_token)
+    app = create_app(args.callback_url, args.secret, args.twilio_auth_token, args.callback_api_key)
     print(
         f"sandbox: listening on http://{args.host}:{args.port}, callbacks to {args.callback_url}",
         flush=True,

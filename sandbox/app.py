@@ -24,7 +24,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox import payer as fhir
 from sandbox.scenario import Scenario
-from sandbox.state import Callback, Received, SandboxState, StoredResponse, iso, utcnow
+from sandbox.state import (
+    Callback,
+    Received,
+    SandboxState,
+    StoredResponse,
+    iso,
+    utcnow,
+    without_password,
+)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -97,8 +105,18 @@ class InboundSms(BaseModel):
     url: str | None = None
 
 
-def create_app(callback_url: str, secret: str, twilio_auth_token: str) -> FastAPI:
-    state = SandboxState(callback_url, secret, twilio_auth_token)
+def _with_password(url: str, password: str) -> str:
+    """The inbound-SMS webhook URL as configured at Twilio: credentials embedded."""
+    if not password:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://twilio:{password}@{rest}"
+
+
+def create_app(
+    callback_url: str, secret: str, twilio_auth_token: str, callback_api_key: str = ""
+) -> FastAPI:
+    state = SandboxState(callback_url, secret, twilio_auth_token, callback_api_key)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -799,7 +817,9 @@ def create_app(callback_url: str, secret: str, twilio_auth_token: str) -> FastAP
     async def sms_inbound(message: InboundSms) -> dict[str, Any]:
         """Simulate a patient's text: a Twilio-signed inbound webhook to the platform."""
         sid = "SM" + uuid.uuid4().hex
-        url = message.url or f"{state.callback_url}/v1/webhooks/sms"
+        url = message.url or _with_password(
+            f"{state.callback_url}/v1/webhooks/sms", state.callback_api_key
+        )
         form = {
             "AccountSid": "ACsandbox",
             "ApiVersion": "2010-04-01",
@@ -823,6 +843,6 @@ def create_app(callback_url: str, secret: str, twilio_auth_token: str) -> FastAP
             form=form,
         )
         state.schedule([(0.0, cb)])
-        return {"message_sid": sid, "url": url}
+        return {"message_sid": sid, "url": without_password(url)}
 
     return app

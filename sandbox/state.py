@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -45,6 +45,28 @@ def twilio_signature(token: str, url: str, params: Mapping[str, str]) -> str:
     return base64.b64encode(
         hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()
     ).decode()
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """`https://user:pass@host/p` → (`https://host/p`, (user, pass)); Twilio signs the URL
+    without the credentials and sends them as basic auth when the server asks for them."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return bare, (parts.username or "", parts.password or "")
+
+
+def without_password(url: str) -> str:
+    bare, creds = split_credentials(url)
+    if creds is None:
+        return url
+    scheme, _, rest = bare.partition("://")
+    return f"{scheme}://{creds[0]}:***@{rest}"
 
 
 @dataclass
@@ -116,7 +138,7 @@ class CallbackRecord:
             "service": cb.service,
             "type": cb.type,
             "event_id": cb.event_id,
-            "url": cb.url,
+            "url": without_password(cb.url),
             "patient_ref": cb.patient_ref,
             "journey_ref": cb.journey_ref,
             "copy": self.copy,
@@ -131,10 +153,15 @@ class CallbackRecord:
 
 
 class SandboxState:
-    def __init__(self, callback_url: str, secret: str, twilio_auth_token: str) -> None:
+    def __init__(
+        self, callback_url: str, secret: str, twilio_auth_token: str, callback_api_key: str = ""
+    ) -> None:
         self.callback_url = callback_url.rstrip("/")
         self.secret = secret
         self.twilio_auth_token = twilio_auth_token
+        # The platform's API key for partner callbacks: Bearer on JSON callbacks, and the
+        # basic-auth password of the inbound-SMS webhook URL (as configured at Twilio).
+        self.callback_api_key = callback_api_key
         self.retry_delays: tuple[float, ...] = RETRY_DELAYS
         self.http: httpx.AsyncClient | None = None
         self.reset()
@@ -241,19 +268,29 @@ class SandboxState:
         record.last_attempt_at = utcnow()
         record.first_attempt_at = record.first_attempt_at or record.last_attempt_at
         headers = {"Content-Type": cb.content_type, "User-Agent": "pitwall-sandbox/1"}
+        url, basic = cb.url, None
         if cb.form is not None:
+            url, basic = split_credentials(cb.url)
             body = urlencode(cb.form).encode()
-            headers[TWILIO_SIGNATURE_HEADER] = twilio_signature(
-                self.twilio_auth_token, cb.url, cb.form
-            )
+            signature = twilio_signature(self.twilio_auth_token, url, cb.form)
+            headers[TWILIO_SIGNATURE_HEADER] = signature
             headers["I-Twilio-Idempotency-Token"] = cb.event_id
         else:
             body = cb.body
             timestamp = str(int(time.time()))  # re-signed per attempt; same body and id
             headers[TIMESTAMP_HEADER] = timestamp
             headers[SIGNATURE_HEADER] = pitwall_signature(self.secret, timestamp, body)
+            if self.callback_api_key:
+                headers["Authorization"] = f"Bearer {self.callback_api_key}"
         try:
-            response = await self.client().post(cb.url, content=body, headers=headers)
+            response = await self.client().post(url, content=body, headers=headers)
+            challenge = response.headers.get("www-authenticate", "").lower()
+            if basic is not None and response.status_code == 401 and challenge.startswith("basic"):
+                # Like Twilio: credentials from the URL only once the server asks for them.
+                auth = "Basic " + base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
+                response = await self.client().post(
+                    url, content=body, headers={**headers, "Authorization": auth}
+                )
         except httpx.HTTPError as exc:
             record.last_status = None
             record.last_error = type(exc).__name__

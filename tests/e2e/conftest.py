@@ -1,4 +1,9 @@
-"""The whole stack over loopback: dev server, sandbox, receiver and worker as processes."""
+"""The whole stack over loopback: dev server, sandbox, receiver and worker as processes.
+
+Webhook keys are required (the default): before anything starts, the store gets a
+partner key (webhooks:*) that the sandbox sends on its JSON callbacks and the worker
+embeds in SMS StatusCallback URLs (basic auth), and an admin key for the tests.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from devtools.temporal_cli import temporal_cli_path
 from domain.journey import JourneyState
 from domain.template_loader import get_template
 from store import Store
+from store.api_keys import WEBHOOK_PARTNERS
 from store.db import make_engine, migrate
 from store.patients import PatientDetails, PatientDirectory
 from store.testing import throwaway_schema
@@ -35,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = "e2e-program"
 SECRET = "e2e-webhook-secret"
 TWILIO_TOKEN = "e2e-twilio-token"
+PEPPER = "e2e-api-key-pepper"
+PARTNER_SCOPES = [f"webhooks:{p}" for p in WEBHOOK_PARTNERS]
 # A journey-day per real second; a 1-day refill lead keeps the whole journey to seconds.
 TIME_SCALE = 86400.0
 FAST_PARAMS = {"days_supply": 8, "refill_lead_days": 7}
@@ -60,7 +68,13 @@ class Stack:
     receiver_url: str
     directory: PatientDirectory
     store: Store
+    partner_key: str  # webhooks:* — what the sandbox sends
+    admin_key: str
     worker: Child | None = None
+
+    @property
+    def partner_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.partner_key}"}
 
     # -- processes -------------------------------------------------------------------
     def start_worker(self) -> None:
@@ -164,6 +178,8 @@ def _stack_env(data: Path, database_url: str) -> dict[str, str]:
         "PITWALL_RECEIVER_PORT": str(free_port()),
         "PITWALL_RECEIVER_WEBHOOK_SECRET": SECRET,
         "PITWALL_PARTNER_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "PITWALL_AUTH_KEY_PEPPER": PEPPER,
+        "PITWALL_RECEIVER_REQUIRE_WEBHOOK_KEYS": "true",
         "PITWALL_TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
         "PITWALL_LOG_FORMAT": "json",
     }
@@ -174,7 +190,17 @@ async def stack(
     temporal_env: WorkflowEnvironment, stack_env: dict[str, str]
 ) -> AsyncIterator[Stack]:
     address = temporal_env.client.service_client.config.target_host
-    env = {**os.environ, **stack_env, "PITWALL_TEMPORAL_ADDRESS": address}
+    engine = make_engine(stack_env["DATABASE_URL"])
+    migrate(engine)
+    store = Store(engine, api_key_pepper=PEPPER)
+    partner_key = store.api_keys.create("e2e-sandbox", PARTNER_SCOPES).secret
+    admin_key = store.api_keys.create("e2e-admin", ["admin"]).secret
+    env = {
+        **os.environ,
+        **stack_env,
+        "PITWALL_TEMPORAL_ADDRESS": address,
+        "PITWALL_RECEIVER_SMS_CALLBACK_API_KEY": partner_key,  # the worker's StatusCallback
+    }
     children = Children(log_dir=Path(stack_env["PITWALL_DATA_DIR"]) / "logs", env=env)
     sandbox_port = int(stack_env["PITWALL_SANDBOX_PORT"])
     receiver_port = int(stack_env["PITWALL_RECEIVER_PORT"])
@@ -185,23 +211,24 @@ async def stack(
             [
                 sys.executable, "-m", "sandbox", "--port", str(sandbox_port),
                 "--callback-url", receiver_url, "--secret", SECRET,
-                "--twilio-auth-token", TWILIO_TOKEN,
+                "--twilio-auth-token", TWILIO_TOKEN, "--callback-api-key", partner_key,
             ],
         )  # fmt: skip
         receiver = children.start("receiver", [sys.executable, "-m", "api"])
         wait_for_port("127.0.0.1", sandbox_port, 30, sandbox)
         wait_for_port("127.0.0.1", receiver_port, 30, receiver)
-        engine = make_engine(env["DATABASE_URL"])
-        migrate(engine)
         stack = Stack(
             journeys=JourneyClient(temporal_env.client, stack_env["PITWALL_TEMPORAL_TASK_QUEUE"]),
             children=children,
             sandbox_url=f"http://127.0.0.1:{sandbox_port}",
             receiver_url=receiver_url,
             directory=PatientDirectory(engine),
-            store=Store(engine),
+            store=store,
+            partner_key=partner_key,
+            admin_key=admin_key,
         )
         stack.start_worker()
         yield stack
     finally:
         children.stop_all()
+        engine.dispose()

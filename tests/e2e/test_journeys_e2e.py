@@ -181,7 +181,7 @@ async def test_webhook_rejects_forgery_and_keeps_orphans(stack: Stack) -> None:
     ts = str(int(time.time()))
     url = f"{stack.receiver_url}/v1/webhooks/pharmacy"
     garbage = b'{"type": "pharmacy.shipped"}'
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=stack.partner_headers) as http:
         forged = await http.post(
             url, content=body, headers={TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: "0" * 64}
         )
@@ -207,7 +207,7 @@ async def test_callback_without_our_reference_finds_its_journey_by_rx_id(stack: 
     waiting = await stack.reaches(journey, "shipped")
     rx_id = waiting.outputs["sp_referral"]["rx_id"]
     url = f"{stack.receiver_url}/v1/webhooks/pharmacy"
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=stack.partner_headers) as http:
         for kind in ("shipped", "delivered"):
             body = json.dumps(
                 {

@@ -1,0 +1,227 @@
+"""/v1/patients over HTTP: profile, timeline, consents and preferences; no PHI comes out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from store.patients import PatientDetails
+from tests.api.conftest import PROGRAM, ApiStack, new_patient
+from tests.api.test_journeys_api import assert_problem
+
+PHONE = "+15555550199"
+EMAIL = "someone.private@example.com"
+
+
+def patient(api: ApiStack, **details: Any) -> str:
+    ref = new_patient()
+    api.store.patients.upsert(
+        ref, PatientDetails(**({"phone": PHONE, "email": EMAIL, "timezone": "America/Chicago"}
+                               | details))
+    )  # fmt: skip
+    return ref
+
+
+def grant(**extra: Any) -> dict[str, Any]:
+    return {"channel": "sms", "purpose": "treatment", "program": PROGRAM, **extra}
+
+
+async def test_profile_names_what_is_on_file_never_the_values(api: ApiStack) -> None:
+    ref = patient(api)
+    response = await api.http.get(f"/v1/patients/{ref}")
+    assert response.status_code == 200, response.text
+    profile = response.json()
+    assert profile["patient_ref"] == ref and profile["status"] == "active"
+    assert profile["on_file"] == ["phone", "email"]
+    assert profile["timezone"] == "America/Chicago"
+    assert profile["consents_in_force"] == 0 and profile["do_not_contact"] is False
+    assert PHONE not in response.text and "private" not in response.text
+
+
+async def test_unknown_patient_is_404_everywhere(api: ApiStack) -> None:
+    ref = "pt-nobody-at-all"
+    for method, path, body in [
+        ("GET", "", None),
+        ("GET", "/timeline", None),
+        ("GET", "/consents", None),
+        ("POST", "/consents", grant()),
+        ("POST", "/consents/revoke", {"reason": "patient_request"}),
+        ("GET", "/preferences", None),
+        ("PUT", "/preferences", {}),
+    ]:
+        response = await api.http.request(method, f"/v1/patients/{ref}{path}", json=body)
+        assert_problem(response, 404, "patient-not-found")
+        assert ref not in response.text
+
+
+@pytest.mark.parametrize("phi", ["5551234567", "1984-03-02", "123-45-6789"])
+async def test_patient_data_as_id_is_422_and_never_echoed(api: ApiStack, phi: str) -> None:
+    for path in ("", "/timeline", "/consents", "/preferences"):
+        response = await api.http.get(f"/v1/patients/{phi}{path}")
+        body = assert_problem(response, 422, "invalid-request")
+        assert body["errors"][0]["field"] == "path.patient_ref"
+        assert phi not in response.text
+
+
+async def test_grant_is_idempotent_masks_the_address_and_lands_on_the_timeline(
+    api: ApiStack,
+) -> None:
+    ref = patient(api)
+    url = f"/v1/patients/{ref}/consents"
+    first = await api.http.post(url, json=grant(evidence_ref="form-17"))
+    again = await api.http.post(url, json=grant(evidence_ref="form-17"))
+    assert first.status_code == 201, first.text
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    consent = first.json()
+    assert consent["address"] == "+1•••••0199"
+    assert consent["in_force"] is True and consent["method"] == "enrollment_form"
+
+    email = await api.http.post(url, json=grant(channel="email", purpose="adherence"))
+    assert email.status_code == 201 and email.json()["address"] == "s•••@e•••.com"
+
+    listing = await api.http.get(url)
+    assert listing.status_code == 200
+    assert [c["id"] for c in listing.json()["in_force"]] == [consent["id"], email.json()["id"]]
+    for response in (first, email, listing):
+        assert PHONE not in response.text and "private" not in response.text
+
+    # The send-time check sees the consent the API recorded.
+    decision = api.store.directory.decide(ref, "sms", "treatment", PROGRAM)
+    assert decision.reason is None and decision.consent_id == consent["id"]
+
+    timeline = (await api.http.get(f"/v1/patients/{ref}/timeline")).json()["entries"]
+    changes = [e for e in timeline if e["type"] == "consent.changed"]
+    assert len(changes) == 2
+    assert changes[0]["summary"] == "consent granted sms/treatment/api-program via enrollment_form"
+    assert changes[0]["correlation"]["consent_id"] == consent["id"]
+    assert changes[0]["correlation"]["api_key"] == api.admin_key.split("_")[1]
+
+
+async def test_grant_refusals(api: ApiStack) -> None:
+    ref = patient(api, email=None)
+    url = f"/v1/patients/{ref}/consents"
+    bad_phone = await api.http.post(url, json=grant(address="555-0199 call me"))
+    body = assert_problem(bad_phone, 422, "invalid-request")
+    assert body["errors"][0]["field"] == "body.address" and "call me" not in bad_phone.text
+    nothing_on_file = await api.http.post(url, json=grant(channel="email"))
+    assert_problem(nothing_on_file, 422, "no-contact-address")
+    given = await api.http.post(url, json=grant(channel="email", address="pat@example.org"))
+    assert given.status_code == 201 and given.json()["address"] == "p•••@e•••.org"
+    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    expired = await api.http.post(url, json=grant(expires_at=past))
+    assert assert_problem(expired, 422, "invalid-request")["errors"][0]["field"] == (
+        "body.expires_at"
+    )
+    unknown = await api.http.post(url, json=grant(channel="pigeon", name="Jane"))
+    fields = {e["field"] for e in assert_problem(unknown, 422, "invalid-request")["errors"]}
+    assert fields == {"body.channel", "body.name"}
+
+
+async def test_revoke_by_filter_keeps_history(api: ApiStack) -> None:
+    ref = patient(api)
+    url = f"/v1/patients/{ref}/consents"
+    for purpose in ("treatment", "adherence"):
+        assert (await api.http.post(url, json=grant(purpose=purpose))).status_code == 201
+    email = (await api.http.post(url, json=grant(channel="email"))).json()
+
+    revoked = await api.http.post(
+        f"{url}/revoke", json={"reason": "patient_request", "channel": "sms"}
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revoked"] == 2 and len(revoked.json()["consent_ids"]) == 2
+    again = await api.http.post(
+        f"{url}/revoke", json={"reason": "patient_request", "channel": "sms"}
+    )
+    assert again.json() == {"revoked": 0, "consent_ids": []}
+
+    consents = (await api.http.get(url)).json()
+    assert [c["id"] for c in consents["in_force"]] == [email["id"]]
+    assert len(consents["history"]) == 3
+    gone = [c for c in consents["history"] if c["channel"] == "sms"]
+    assert all(c["status"] == "inactive" and c["revoked_reason"] == "patient_request" for c in gone)
+    assert api.store.directory.decide(ref, "sms", "treatment", PROGRAM).reason == "no_consent"
+
+    bad = await api.http.post(f"{url}/revoke", json={"reason": "Because Jane asked"})
+    assert_problem(bad, 422, "invalid-request")
+    assert "Jane" not in bad.text
+
+
+async def test_timeline_filters(api: ApiStack) -> None:
+    ref = patient(api)
+    await api.http.post(f"/v1/patients/{ref}/consents", json=grant())
+    await api.http.put(f"/v1/patients/{ref}/preferences", json={"language": "es"})
+    url = f"/v1/patients/{ref}/timeline"
+
+    everything = (await api.http.get(url)).json()["entries"]
+    assert [e["type"] for e in everything] == ["consent.changed", "preferences.changed"]
+    assert [e["occurred_at"] for e in everything] == sorted(e["occurred_at"] for e in everything)
+    only = (await api.http.get(url, params={"type": "preferences.changed"})).json()["entries"]
+    assert [e["type"] for e in only] == ["preferences.changed"]
+    both = await api.http.get(url, params=[("type", "consent.changed"), ("type", "x.y")])
+    assert len(both.json()["entries"]) == 1
+    assert len((await api.http.get(url, params={"limit": 1})).json()["entries"]) == 1
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert (await api.http.get(url, params={"since": later})).json()["entries"] == []
+    other = await api.http.get(url, params={"journey": f"journey/{PROGRAM}/{ref}"})
+    assert other.status_code == 200 and other.json()["entries"] == []
+    for params in ({"type": "Not A Type"}, {"limit": 0}, {"journey": "journey/p/5551234567"}):
+        assert_problem(await api.http.get(url, params=params), 422, "invalid-request")
+
+
+async def test_preferences_are_versions_and_do_not_contact_holds_at_send_time(
+    api: ApiStack,
+) -> None:
+    ref = patient(api)
+    await api.http.post(f"/v1/patients/{ref}/consents", json=grant())
+    url = f"/v1/patients/{ref}/preferences"
+    empty = await api.http.get(url)
+    assert empty.status_code == 200
+    assert empty.json() == {"patient_ref": ref, "current": None, "opted_out": False, "history": []}
+
+    first = await api.http.put(
+        url,
+        json={"channel_ranking": ["sms", "email"], "language": "es-US",
+              "quiet_hours": {"start": "21:30", "end": "07:00"}, "reason": "patient_request"},
+    )  # fmt: skip
+    assert first.status_code == 200, first.text
+    current = first.json()["current"]
+    assert current["channel_ranking"] == ["sms", "email"] and current["language"] == "es-US"
+    assert current["quiet_hours"] == {"start": "21:30", "end": "07:00"}
+    assert current["source"] == "api" and current["do_not_contact"] is False
+
+    second = await api.http.put(url, json={"do_not_contact": True})
+    prefs = second.json()
+    assert len(prefs["history"]) == 2 and prefs["current"]["do_not_contact"] is True
+    assert prefs["current"]["language"] is None  # PUT replaces the whole set
+    assert prefs["history"][0] == current
+    assert api.store.directory.decide(ref, "sms", "treatment", PROGRAM).reason == "do_not_contact"
+    profile = (await api.http.get(f"/v1/patients/{ref}")).json()
+    assert profile["do_not_contact"] is True
+
+    for body in (
+        {"channel_ranking": ["sms", "sms"]},
+        {"quiet_hours": {"start": "08:00", "end": "08:00"}},
+        {"language": "English"},
+        {"channel_ranking": ["fax"]},
+        {"do_not_contact": True, "phone": PHONE},
+    ):
+        response = await api.http.put(url, json=body)
+        assert_problem(response, 422, "invalid-request")
+        assert PHONE not in response.text
+    assert len((await api.http.get(url)).json()["history"]) == 2
+
+
+async def test_a_forgotten_patient_reads_as_such_and_refuses_writes(api: ApiStack) -> None:
+    ref = patient(api)
+    await api.http.post(f"/v1/patients/{ref}/consents", json=grant())
+    api.store.forget(ref)
+    profile = (await api.http.get(f"/v1/patients/{ref}")).json()
+    assert profile["status"] == "forgotten" and profile["on_file"] == []
+    grant_again = await api.http.post(f"/v1/patients/{ref}/consents", json=grant())
+    assert_problem(grant_again, 409, "patient-erased")
+    assert_problem(await api.http.put(f"/v1/patients/{ref}/preferences", json={}), 409,
+                   "patient-erased")  # fmt: skip
+    consents = (await api.http.get(f"/v1/patients/{ref}/consents")).json()
+    assert all(c["address"] is None for c in consents["history"])
