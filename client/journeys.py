@@ -162,6 +162,10 @@ class JourneyClient:
             ),
             static_summary=f"{template.id} v{template.version} · {start.program}",
         )
+        # The operation's own handle future fails too when the start is refused; observe it
+        # so asyncio does not report "Future exception was never retrieved".
+        watched = asyncio.ensure_future(operation.workflow_handle())
+        watched.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
             return await self.temporal.execute_update_with_start_workflow(
                 TherapyJourney.attach, start_workflow_operation=operation
