@@ -15,11 +15,11 @@ import time
 from types import FrameType
 
 from client.admin import ensure_search_attributes
-from client.journeys import JourneyClient, connect_temporal
+from client.http import PitwallHttpClient
+from client.journeys import connect_temporal
 from devtools import demo
 from devtools.processes import Children, StackError, require_free_port, wait_for_port
 from devtools.temporal_cli import TemporalCliMissing, temporal_cli_path
-from domain.template_loader import get_template
 from settings import Settings, get_settings
 from store import Store
 from store.db import make_engine, migrate
@@ -96,17 +96,15 @@ def start_processes(settings: Settings, children: Children, keys: demo.DevKeys) 
     children.start("worker", [py, "worker.py"])
 
 
-async def start_demo(settings: Settings) -> list[str]:
+async def start_demo(settings: Settings, keys: demo.DevKeys) -> list[str]:
     engine = make_engine(settings.stack.database())
     migrate(engine)
     demo.seed_store(PatientDirectory(engine))
     demo.seed_sandbox(settings.sandbox.base_url())
     temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
     await ensure_search_attributes(temporal)
-    journeys = JourneyClient(temporal, settings.temporal.task_queue)
-    started = await demo.start_journeys(
-        journeys, get_template("specialty_start"), settings.stack.demo_time_scale
-    )
+    async with PitwallHttpClient(settings.receiver.base_url(), api_key=keys.admin) as api:
+        started = await demo.start_journeys(api, "specialty_start", settings.stack.demo_time_scale)
     lines = []
     for patient, ack in started:
         how = "started" if ack.created else "resumed"
@@ -130,7 +128,7 @@ def main() -> int:
         print("Starting Temporal, the partner sandbox, the callback receiver and a worker...")
         keys = dev_keys(settings)
         start_processes(settings, children, keys)
-        lines = asyncio.run(start_demo(settings))
+        lines = asyncio.run(start_demo(settings, keys))
         print(
             "\nPitwall local stack is up.\n"
             f"  Temporal UI        http://localhost:{settings.temporal.ui_port}"

@@ -78,6 +78,7 @@ async def start_journey(
         business_key=body.business_key,
         params=dict(body.params),
         context=dict(body.context),
+        time_scale=body.time_scale,
     )
     if ack.template_id != template.id:
         raise ApiProblem(

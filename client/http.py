@@ -153,6 +153,7 @@ class _Calls:
         template_version: int | None,
         params: dict[str, JsonScalar] | None,
         context: dict[str, JsonScalar] | None,
+        time_scale: float | None,
     ) -> _Call[StartAck]:
         body = _body(
             template=template,
@@ -162,6 +163,7 @@ class _Calls:
             business_key=business_key,
             params=params,
             context=context,
+            time_scale=time_scale,
         )
         return _Call("POST", "/v1/journeys", _model(StartAck), json=body)
 
@@ -292,11 +294,19 @@ class PitwallHttpClient:
         template_version: int | None = None,
         params: dict[str, JsonScalar] | None = None,
         context: dict[str, JsonScalar] | None = None,
+        time_scale: float | None = None,
     ) -> StartAck:
         """Start the journey or get the existing one (`created` tells which)."""
         return await self._send(
             _Calls.start(
-                template, patient_ref, program, business_key, template_version, params, context
+                template,
+                patient_ref,
+                program,
+                business_key,
+                template_version,
+                params,
+                context,
+                time_scale,
             )
         )
 
@@ -429,10 +439,18 @@ class SyncPitwallHttpClient:
         template_version: int | None = None,
         params: dict[str, JsonScalar] | None = None,
         context: dict[str, JsonScalar] | None = None,
+        time_scale: float | None = None,
     ) -> StartAck:
         return self._send(
             _Calls.start(
-                template, patient_ref, program, business_key, template_version, params, context
+                template,
+                patient_ref,
+                program,
+                business_key,
+                template_version,
+                params,
+                context,
+                time_scale,
             )
         )
 

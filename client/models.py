@@ -85,6 +85,13 @@ class StartJourney(_Strict):
         description="Non-identifying facts for template expressions (e.g. timezone).",
         examples=[{"timezone": "America/New_York"}],
     )
+    time_scale: float = Field(
+        1.0,
+        gt=0,
+        le=1_000_000,
+        description="Journey-seconds per real second: compresses journey time for demos and "
+        "tests (21600: a day every 4 s). 1 in production.",
+    )
 
 
 class JourneyEventType(StrEnum):

@@ -20,9 +20,8 @@ from typing import Any
 
 import httpx
 
-from client.journeys import JourneyClient
+from client.http import PitwallHttpClient
 from domain.journey import StartAck
-from domain.template import JourneyTemplate
 from store.api_keys import WEBHOOK_PARTNERS, ApiKeyRepository
 from store.patients import PatientDetails, PatientDirectory
 
@@ -97,12 +96,13 @@ def seed_sandbox(sandbox_url: str) -> None:
 
 
 async def start_journeys(
-    journeys: JourneyClient, template: JourneyTemplate, time_scale: float
+    api: PitwallHttpClient, template_id: str, time_scale: float
 ) -> list[tuple[DemoPatient, StartAck]]:
+    """Through the HTTP API, as a hub intake service would (idempotent: safe to rerun)."""
     started = []
     for patient in DEMO_PATIENTS:
-        ack = await journeys.start(
-            template,
+        ack = await api.start(
+            template_id,
             patient_ref=patient.ref,
             program=PROGRAM,
             context=patient.context,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,19 @@ async def test_start_creates_then_returns_the_same_journey(api: ApiStack) -> Non
     assert again.json()["journey_id"] == journey_id
     assert first.headers["location"] == f"/v1/journeys/{journey_id}"
     assert first.json()["template_id"] == TEMPLATE
+
+
+async def test_time_scale_reaches_the_journey_and_is_bounded(api: ApiStack) -> None:
+    for bad in (0, -1, 10_000_000):
+        refused = await api.http.post(
+            "/v1/journeys", json=start_body(new_patient(), time_scale=bad)
+        )
+        assert_problem(refused, 422, "invalid-request")
+    started = await api.http.post("/v1/journeys", json=start_body(new_patient(), time_scale=86400))
+    assert started.status_code == 201, started.text
+    history = await api.temporal.get_workflow_handle(started.json()["journey_id"]).fetch_history()
+    payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
+    assert json.loads(payload.data)["time_scale"] == 86400
 
 
 async def test_two_hundred_concurrent_identical_starts_make_one_journey(api: ApiStack) -> None:
