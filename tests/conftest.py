@@ -13,6 +13,18 @@ from workflows import search_attributes as sa
 
 
 @pytest.fixture(scope="session")
+async def local_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One plain dev server for the API and end-to-end suites (each uses its own task queue)."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path(),
+        search_attributes=sa.ALL,
+        data_converter=pydantic_data_converter,
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="session")
 async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """Dev server with per-workflow time skipping; tests fast-forward journeys explicitly."""
     env = await WorkflowEnvironment.start_time_skipping_v2(

@@ -27,18 +27,15 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import create_app
 from client.journeys import JourneyClient
-from devtools.temporal_cli import temporal_cli_path
 from settings import Settings, StackSettings, TemporalSettings
 from store import Store
 from store.testing import postgres_test_url, throwaway_schema
 from tests.workflows.fakes import ScriptedPartners
-from workflows import search_attributes as sa
 from workflows.journey import TherapyJourney
 
 PROGRAM = "api-program"
@@ -129,17 +126,6 @@ class ApiStack:
         assert await eventually(there, within=within), f"{journey_id} never reached {step}"
 
 
-@pytest.fixture(scope="session")
-async def api_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli_path(),
-        search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter,
-    )
-    async with env:
-        yield env
-
-
 def admin_key(app: FastAPI) -> str:
     store = cast(Store, app.state.store)
     return store.api_keys.create("test-admin", ["admin"]).secret
@@ -170,17 +156,17 @@ def api_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def api(
-    api_env: WorkflowEnvironment,
+    local_env: WorkflowEnvironment,
     tmp_path_factory: pytest.TempPathFactory,
     api_database_url: str,
 ) -> AsyncIterator[ApiStack]:
     queue = f"api-{uuid.uuid4().hex[:8]}"
     partners = ScriptedPartners(ANSWERS)
     settings = app_settings(tmp_path_factory.mktemp("api"), queue, database_url=api_database_url)
-    app = create_app(settings, temporal=api_env.client)
+    app = create_app(settings, temporal=local_env.client)
     async with (
         Worker(
-            api_env.client,
+            local_env.client,
             task_queue=queue,
             workflows=[TherapyJourney],
             activities=partners.activities(),
@@ -189,10 +175,10 @@ async def api(
         running(app) as http,
     ):
         yield ApiStack(
-            env=api_env,
+            env=local_env,
             app=app,
             http=http,
-            journeys=JourneyClient(api_env.client, queue),
+            journeys=JourneyClient(local_env.client, queue),
             partners=partners,
             settings=settings,
             admin_key=http.headers["authorization"].removeprefix("Bearer "),

@@ -22,12 +22,10 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from client.journeys import JourneyClient
 from devtools.processes import Child, Children, wait_for_port
-from devtools.temporal_cli import temporal_cli_path
 from domain.journey import JourneyState
 from domain.template_loader import get_template
 from store import Store
@@ -35,7 +33,6 @@ from store.api_keys import WEBHOOK_PARTNERS
 from store.db import make_engine, migrate
 from store.patients import PatientDetails, PatientDirectory
 from store.testing import throwaway_schema
-from workflows import search_attributes as sa
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = "e2e-program"
@@ -148,17 +145,6 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli_path(),
-        search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter,
-    )
-    async with env:
-        yield env
-
-
-@pytest.fixture(scope="session")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     data = tmp_path_factory.mktemp("stack")
     # SQLite unless PITWALL_TEST_DATABASE_URL names a Postgres (then a throwaway schema).
@@ -186,10 +172,8 @@ def _stack_env(data: Path, database_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-async def stack(
-    temporal_env: WorkflowEnvironment, stack_env: dict[str, str]
-) -> AsyncIterator[Stack]:
-    address = temporal_env.client.service_client.config.target_host
+async def stack(local_env: WorkflowEnvironment, stack_env: dict[str, str]) -> AsyncIterator[Stack]:
+    address = local_env.client.service_client.config.target_host
     engine = make_engine(stack_env["DATABASE_URL"])
     migrate(engine)
     store = Store(engine, api_key_pepper=PEPPER)
@@ -218,7 +202,7 @@ async def stack(
         wait_for_port("127.0.0.1", sandbox_port, 30, sandbox)
         wait_for_port("127.0.0.1", receiver_port, 30, receiver)
         stack = Stack(
-            journeys=JourneyClient(temporal_env.client, stack_env["PITWALL_TEMPORAL_TASK_QUEUE"]),
+            journeys=JourneyClient(local_env.client, stack_env["PITWALL_TEMPORAL_TASK_QUEUE"]),
             children=children,
             sandbox_url=f"http://127.0.0.1:{sandbox_port}",
             receiver_url=receiver_url,
