@@ -44,7 +44,6 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -234,16 +233,7 @@ async def start_rates(stack: Stack, per_round: int, rounds: int, concurrency: in
             start,
             id=start.workflow_id,
             task_queue=stack.task_queue,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.TEMPLATE, template.id),
-                    SearchAttributePair(sa.TEMPLATE_VERSION, template.version),
-                    SearchAttributePair(sa.STAGE, "REFERRED"),
-                    SearchAttributePair(sa.NEEDS_ATTENTION, False),
-                    SearchAttributePair(sa.PATIENT, ref),
-                    SearchAttributePair(sa.PROGRAM, PROGRAM),
-                ]
-            ),
+            search_attributes=sa.at_start(template.id, template.version, ref, PROGRAM),
         )
 
     async def direct(ref: str) -> None:

@@ -14,8 +14,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
@@ -150,15 +148,8 @@ class JourneyClient:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             # A finished journey is not started again by a repeated request.
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.TEMPLATE, template.id),
-                    SearchAttributePair(sa.TEMPLATE_VERSION, template.version),
-                    SearchAttributePair(sa.STAGE, "REFERRED"),
-                    SearchAttributePair(sa.NEEDS_ATTENTION, False),
-                    SearchAttributePair(sa.PATIENT, start.patient_ref),
-                    SearchAttributePair(sa.PROGRAM, start.program),
-                ]
+            search_attributes=sa.at_start(
+                template.id, template.version, start.patient_ref, start.program
             ),
             static_summary=f"{template.id} v{template.version} · {start.program}",
         )

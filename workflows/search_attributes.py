@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 TEMPLATE = SearchAttributeKey.for_keyword("PitwallTemplate")
 TEMPLATE_VERSION = SearchAttributeKey.for_int("PitwallTemplateVersion")
@@ -13,6 +13,22 @@ PATIENT = SearchAttributeKey.for_keyword("PitwallPatient")
 PROGRAM = SearchAttributeKey.for_keyword("PitwallProgram")
 
 ALL = (TEMPLATE, TEMPLATE_VERSION, STAGE, NEEDS_ATTENTION, PATIENT, PROGRAM)
+
+
+def at_start(
+    template_id: str, version: int, patient_ref: str, program: str
+) -> TypedSearchAttributes:
+    """What a journey is indexed by from its first moment (the workflow updates stage/attention)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(TEMPLATE, template_id),
+            SearchAttributePair(TEMPLATE_VERSION, version),
+            SearchAttributePair(STAGE, "REFERRED"),
+            SearchAttributePair(NEEDS_ATTENTION, False),
+            SearchAttributePair(PATIENT, patient_ref),
+            SearchAttributePair(PROGRAM, program),
+        ]
+    )
 
 
 def cli_flags() -> list[str]:
