@@ -18,7 +18,7 @@ import httpx
 
 from adapters._common import load_json, now, parse_time, require_str
 from adapters.errors import CallbackInvalid, PartnerUnavailable
-from adapters.http import PartnerHttp, classify_error_object
+from adapters.http import PartnerClient, PartnerHttp, classify_error_object
 from domain.partners import ConsentRequest, ConsentRequestResult, PartnerEvent
 
 PARTNER = "consent"
@@ -49,16 +49,13 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> PartnerEvent:
     )
 
 
-class ConsentClient:
+class ConsentClient(PartnerClient):
     def __init__(
         self, base_url: str, http: httpx.AsyncClient | None = None, timeout: float = 10.0
     ) -> None:
         self._http = PartnerHttp(
             PARTNER, base_url, http=http, timeout=timeout, classify=classify_error_object
         )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def request(self, req: ConsentRequest) -> ConsentRequestResult:
         payload = {

@@ -26,7 +26,7 @@ import httpx
 
 from adapters._common import load_json, now, parse_time
 from adapters.errors import CallbackInvalid, PartnerUnavailable
-from adapters.http import PartnerHttp
+from adapters.http import PartnerClient, PartnerHttp
 from domain.partners import EmailRequest, EmailResult, PartnerEvent
 
 PARTNER = "email"
@@ -126,7 +126,7 @@ def parse_events(body: bytes | str | list[Any]) -> list[PartnerEvent]:
     return events
 
 
-class EmailClient:
+class EmailClient(PartnerClient):
     def __init__(
         self,
         base_url: str,
@@ -146,9 +146,6 @@ class EmailClient:
         )
         self.from_email = from_email
         self.from_name = from_name
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def send(self, req: EmailRequest) -> EmailResult:
         custom_args = {

@@ -154,3 +154,23 @@ class PartnerHttp:
                 self.partner, response.status_code, "malformed response: body is not JSON"
             )
         return body
+
+
+class PartnerClient:
+    """Base of the partner clients: each owns a PartnerHttp; close it, or use `async with`."""
+
+    _http: PartnerHttp
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -47,7 +47,7 @@ from pydantic import ValidationError
 
 from adapters._common import load_json, now, parse_time, validation_summary
 from adapters.errors import CallbackInvalid, PartnerRejected, PartnerUnavailable
-from adapters.http import PartnerHttp
+from adapters.http import PartnerClient, PartnerHttp
 from domain.partners import (
     BenefitsRequest,
     BenefitsResult,
@@ -455,7 +455,7 @@ def _notification_timestamp(bundle: Bundle) -> datetime | None:
 # --------------------------------------------------------------------------- client
 
 
-class PayerClient:
+class PayerClient(PartnerClient):
     """FHIR payer: benefits verification and PAS prior authorization (and appeals)."""
 
     def __init__(
@@ -477,9 +477,6 @@ class PayerClient:
         )
         self.payer_id = payer_id
         self.provider_npi = provider_npi
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def verify_benefits(self, req: BenefitsRequest) -> BenefitsResult:
         resource = build_eligibility_request(

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from adapters._common import load_json, now, parse_time, require_str, validation_summary
 from adapters.errors import CallbackInvalid, PartnerUnavailable
-from adapters.http import PartnerHttp, classify_error_object
+from adapters.http import PartnerClient, PartnerHttp, classify_error_object
 from domain.partners import PartnerEvent, PharmacyReferralRequest, PharmacyReferralResult
 
 PARTNER = "pharmacy"
@@ -118,16 +118,13 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> PartnerEvent:
     )
 
 
-class PharmacyClient:
+class PharmacyClient(PartnerClient):
     def __init__(
         self, base_url: str, http: httpx.AsyncClient | None = None, timeout: float = 10.0
     ) -> None:
         self._http = PartnerHttp(
             PARTNER, base_url, http=http, timeout=timeout, classify=classify_error_object
         )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def refer(self, req: PharmacyReferralRequest) -> PharmacyReferralResult:
         payload = {

@@ -26,7 +26,7 @@ import httpx
 
 from adapters._common import now, parse_time
 from adapters.errors import CallbackInvalid, PartnerUnavailable
-from adapters.http import PartnerHttp
+from adapters.http import PartnerClient, PartnerHttp
 from domain.partners import PartnerEvent, SmsRequest, SmsResult
 
 PARTNER = "sms"
@@ -154,7 +154,7 @@ def parse_callback(form: Mapping[str, str], journey_ref: str | None = None) -> P
     return parse_status_callback(form, journey_ref)
 
 
-class SmsClient:
+class SmsClient(PartnerClient):
     def __init__(
         self,
         base_url: str,
@@ -178,9 +178,6 @@ class SmsClient:
         self.account_sid = account_sid
         self.from_number = from_number
         self.send_refs = send_refs
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def send(self, req: SmsRequest) -> SmsResult:
         form = {
