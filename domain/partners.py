@@ -18,10 +18,11 @@ class PartnerRequest(BaseModel):
     patient_ref: str = Field(description="Pseudonymous patient id.")
     program: str
     idempotency_key: str
+    step_id: str = Field("", description="Template step that made the request (for the timeline).")
 
 
 class BenefitsRequest(PartnerRequest):
-    drug_code: str = Field(description="NDC or program product code.")
+    drug_code: str = Field(min_length=1, description="NDC or program product code.")
 
 
 class BenefitsResult(BaseModel):
@@ -31,8 +32,12 @@ class BenefitsResult(BaseModel):
 
 
 class PriorAuthRequest(PartnerRequest):
-    drug_code: str
+    drug_code: str = Field(min_length=1, description="NDC or program product code.")
     appeal_of: str | None = Field(None, description="PA number being appealed, if an appeal.")
+
+
+class AppealRequest(PriorAuthRequest):
+    appeal_of: str = Field(min_length=1, description="PA number of the denied request.")
 
 
 PaOutcome = Literal["approved", "denied", "pended"]
@@ -41,12 +46,14 @@ PaOutcome = Literal["approved", "denied", "pended"]
 class PriorAuthResult(BaseModel):
     pa_number: str
     outcome: PaOutcome
-    review_action_code: str = Field(description="X12 306: A1 certified, A3 not, A4 pended.")
+    review_action_code: str = Field(
+        "", description="X12 306: A1 certified, A3 not certified, A4 pended."
+    )
 
 
 class PharmacyReferralRequest(PartnerRequest):
-    drug_code: str
-    days_supply: int
+    drug_code: str = Field(min_length=1, description="NDC or program product code.")
+    days_supply: int = Field(ge=1, le=365, description="Days supply per fill.")
 
 
 class PharmacyReferralResult(BaseModel):
@@ -54,7 +61,10 @@ class PharmacyReferralResult(BaseModel):
 
 
 class ConsentRequest(PartnerRequest):
-    documents: list[str] = Field(default_factory=lambda: ["hipaa_authorization", "program_terms"])
+    documents: list[str] = Field(
+        default_factory=lambda: ["hipaa_authorization", "program_terms"],
+        description="Documents to sign.",
+    )
 
 
 class ConsentRequestResult(BaseModel):
@@ -80,21 +90,6 @@ class EmailRequest(PartnerRequest):
 
 class EmailResult(BaseModel):
     message_id: str
-
-
-EventType = Literal[
-    "consent.signed",
-    "consent.declined",
-    "pa.decided",
-    "pharmacy.filled",
-    "pharmacy.shipped",
-    "pharmacy.delivered",
-    "sms.status",
-    "sms.reply",
-    "email.event",
-    "task.completed",
-    "operator.note",
-]
 
 
 class PartnerEvent(BaseModel):

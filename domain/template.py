@@ -1,253 +1,42 @@
 """Journey templates: the data a journey runs. Validated on load; see templates/*.yaml.
 
-A template is a list of steps. Each step runs, then control passes to `next`
-(default: the following step), or to the target a branch, timeout or error names.
+A template is a sequence of steps (kinds: domain/steps/). Each step runs, then control
+passes to `next` (default: the following step), or to the target a branch, timeout or
+error names. Kinds that hold steps (parallel, repeat) hold sequences of their own;
+control moves only within a sequence, and falling off the end of a nested one ends it.
 Values that depend on the journey are expressions (domain/expressions.py) over:
-`params` (template parameters, overridable at start), `context` (the start
-request's context), `steps.<id>` (a partner action's result), `events.<id>` (the
-event a wait received: its `data` plus `occurred_at`), and `journey` (id, program,
-patient_ref, started_at).
+`params` (template parameters, overridable at start), `context` (the start request's
+context), `steps.<id>` (a partner action's or parallel step's result), `events.<id>`
+(the event a wait received: its `data` plus `occurred_at`), `loops.<id>.iteration`
+and `journey` (id, program, patient_ref, started_at).
 """
 
 from __future__ import annotations
 
 import re
-import string
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from domain import expressions
 from domain.durations import is_duration
-
-STEP_ID = r"^[a-z][a-z0-9_]*$"
-EVENT_TYPE = re.compile(r"^[a-z_]+\.[a-z_]+$")
-CONTEXT_ROOTS = {"params", "context", "steps", "events", "journey"}
-PARTNER_ACTIONS = (
-    "consent.request",
-    "payer.verify_benefits",
-    "payer.submit_prior_auth",
-    "payer.submit_appeal",
-    "pharmacy.refer",
-)
-MESSAGE_FIELDS = {"program_name", "help_contact", "days_until", "due_date"}
-SMS_MAX_CHARS = 160
+from domain.events import EVENT_TYPE, core_event_types, declared_event_types, did_you_mean
+from domain.steps import Step
+from domain.steps.base import DURATION_FIELDS, STEP_ID, StepBase, TemplateFacts
 
 
-def _check_expression(value: str) -> str:
-    unknown = expressions.names(value) - CONTEXT_ROOTS - {"true", "false", "null"}
-    if unknown:
-        raise ValueError(
-            f"expression {value!r} reads unknown name(s) {sorted(unknown)}; "
-            f"use {sorted(CONTEXT_ROOTS)}"
-        )
-    return value
+@dataclass(frozen=True)
+class Placement:
+    """Where a step sits: its path (`steps[3].branches[0].steps[1]`) and its sequence."""
 
+    step: StepBase
+    path: str
+    sequence: tuple[str, ...]  # ids of the steps in the same sequence, in order
+    nested: bool
 
-Expression = Annotated[str, Field(min_length=1)]
-
-
-PARAM_DURATION = re.compile(r"^params\.[A-Za-z_][A-Za-z0-9_]*$")
-DURATION_FIELDS = ("timeout", "duration", "sla", "give_up_after")
-
-
-def _check_duration(value: str | None) -> str | None:
-    """A literal duration (`3d`) or `params.NAME` naming a duration parameter."""
-    if value is None or PARAM_DURATION.match(value) or is_duration(value):
-        return value
-    raise ValueError(f"invalid duration {value!r} (use e.g. 30m, 72h, 3d, P3D or params.NAME)")
-
-
-class StepBase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(pattern=STEP_ID, description="Unique within the template.")
-    title: str = ""
-    stage: str | None = Field(
-        None, description="Journey stage entered when this step starts (e.g. PA_SUBMITTED)."
-    )
-    next: str | None = Field(None, description="Step to go to after this one; default follows.")
-
-    def targets(self) -> list[str]:
-        return [self.next] if self.next else []
-
-
-class PartnerActionStep(StepBase):
-    kind: Literal["partner_action"]
-    action: Literal[PARTNER_ACTIONS]  # type: ignore[valid-type]
-    inputs: dict[str, Expression] = Field(
-        default_factory=dict,
-        description="Extra request fields, each an expression "
-        "(e.g. appeal_of: steps.pa_submit.pa_number).",
-    )
-    on_error: dict[str, str] = Field(
-        default_factory=dict,
-        description="Partner error type (e.g. payer.invalid_request, or `*`) → step id.",
-    )
-
-    @field_validator("inputs")
-    @classmethod
-    def _input_expressions(cls, value: dict[str, str]) -> dict[str, str]:
-        for expression in value.values():
-            _check_expression(expression)
-        return value
-
-    def targets(self) -> list[str]:
-        return [*super().targets(), *self.on_error.values()]
-
-
-class MessageStep(StepBase):
-    kind: Literal["message"]
-    channel: Literal["sms", "email"]
-    purpose: Literal["treatment", "adherence", "marketing"] = "treatment"
-    message_class: Literal["safety", "clinical", "operational", "promotional"] = "operational"
-    text: str = Field(description="Body; placeholders {program_name} {help_contact} ...")
-    subject: str | None = Field(None, description="Email subject.")
-    values: dict[str, Expression] = Field(
-        default_factory=dict, description="Placeholder values, each an expression."
-    )
-
-    @field_validator("text")
-    @classmethod
-    def _placeholders_allowed(cls, value: str, info: ValidationInfo) -> str:
-        used = {f for _, f, _, _ in string.Formatter().parse(value) if f}
-        unknown = used - MESSAGE_FIELDS
-        if unknown:
-            raise ValueError(
-                f"placeholder(s) {sorted(unknown)} not allowed in messages; "
-                f"allowed: {sorted(MESSAGE_FIELDS)}"
-            )
-        # Checked here, not in the model validator, so the error names `text`;
-        # channel and purpose are declared first, so info.data holds them when valid.
-        channel, purpose = info.data.get("channel"), info.data.get("purpose", "treatment")
-        if channel == "sms" and purpose == "treatment" and len(value) > SMS_MAX_CHARS:
-            raise ValueError(f"treatment SMS text is {len(value)} chars; limit {SMS_MAX_CHARS}")
-        return value
-
-    @field_validator("values")
-    @classmethod
-    def _value_expressions(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, expression in value.items():
-            if name not in MESSAGE_FIELDS:
-                raise ValueError(f"value {name!r} is not a message placeholder")
-            _check_expression(expression)
-        return value
-
-    @model_validator(mode="after")
-    def _channel_rules(self) -> MessageStep:
-        if self.channel == "email" and not self.subject:
-            raise ValueError("an email message needs a subject")
-        return self
-
-
-class WaitForEventStep(StepBase):
-    kind: Literal["wait_for_event"]
-    event: str | list[str] = Field(description="Event type(s) that answer, e.g. pa.decided.")
-    correlation: Expression = Field(description="Expression giving the correlation key.")
-    timeout: str = Field(description="How long to wait (journey time).")
-    on_timeout: str = Field(description="Step to go to when the timeout passes.")
-
-    _correlation = field_validator("correlation")(_check_expression)
-    _timeout = field_validator("timeout")(_check_duration)
-
-    @field_validator("event")
-    @classmethod
-    def _event_types(cls, value: str | list[str]) -> str | list[str]:
-        for event_type in [value] if isinstance(value, str) else value:
-            if not EVENT_TYPE.match(event_type):
-                raise ValueError(f"event type {event_type!r} must look like `pa.decided`")
-        return value
-
-    def event_types(self) -> list[str]:
-        return [self.event] if isinstance(self.event, str) else list(self.event)
-
-    def targets(self) -> list[str]:
-        return [*super().targets(), self.on_timeout]
-
-
-class DelayStep(StepBase):
-    kind: Literal["delay"]
-    duration: str | None = None
-    until: Expression | None = Field(None, description="Expression giving a date-time.")
-    at_local_time: str | None = Field(
-        None,
-        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
-        description="Then on to the next HH:MM in the patient's time zone.",
-    )
-
-    _duration = field_validator("duration")(_check_duration)
-    _until = field_validator("until")(_check_expression)
-
-    @model_validator(mode="after")
-    def _one_of(self) -> DelayStep:
-        if (self.duration is None) == (self.until is None):
-            raise ValueError("a delay needs exactly one of `duration` or `until`")
-        return self
-
-
-class BranchCase(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    when: Expression
-    goto: str
-
-    _when = field_validator("when")(_check_expression)
-
-
-class BranchStep(StepBase):
-    kind: Literal["branch"]
-    cases: list[BranchCase] = Field(min_length=1)
-    default: str
-
-    def targets(self) -> list[str]:
-        return [*super().targets(), *(c.goto for c in self.cases), self.default]
-
-
-class HumanTaskStep(StepBase):
-    kind: Literal["human_task"]
-    role: str = Field(description="Assignee role, e.g. case_manager.")
-    sla: str = Field(description="Escalate when not done within this.")
-    escalate_to: str = Field(description="Role that receives the escalation.")
-    give_up_after: str | None = Field(
-        None, description="After escalation, stop waiting after this and go to on_timeout."
-    )
-    on_timeout: str | None = None
-
-    _sla = field_validator("sla")(_check_duration)
-    _give_up = field_validator("give_up_after")(_check_duration)
-
-    @model_validator(mode="after")
-    def _give_up_pair(self) -> HumanTaskStep:
-        if (self.give_up_after is None) != (self.on_timeout is None):
-            raise ValueError("`give_up_after` and `on_timeout` go together")
-        return self
-
-    def targets(self) -> list[str]:
-        return [*super().targets(), *([self.on_timeout] if self.on_timeout else [])]
-
-
-class ExitStep(StepBase):
-    kind: Literal["exit"]
-    outcome: Literal["completed", "abandoned", "discontinued", "cancelled"] = "completed"
-    reason: str = ""
-
-
-Step = Annotated[
-    PartnerActionStep
-    | MessageStep
-    | WaitForEventStep
-    | DelayStep
-    | BranchStep
-    | HumanTaskStep
-    | ExitStep,
-    Field(discriminator="kind"),
-]
+    def following(self) -> str | None:
+        i = self.sequence.index(self.step.id)
+        return self.sequence[i + 1] if i + 1 < len(self.sequence) else None
 
 
 class JourneyTemplate(BaseModel):
@@ -259,70 +48,136 @@ class JourneyTemplate(BaseModel):
     program_name: str = Field("Pitwall Patient Support", description="Name patients see.")
     help_contact: str = Field("1-800-555-0100", description="Help line shown in messages.")
     parameters: dict[str, Any] = Field(default_factory=dict)
+    events: dict[str, str] = Field(
+        default_factory=dict,
+        description="Program events this template waits for (type → what it means), "
+        "beyond partner callbacks and task/operator events.",
+    )
     steps: list[Step] = Field(min_length=1)
+
+    _places: dict[str, Placement] = PrivateAttr(default_factory=dict)
+
+    @field_validator("events")
+    @classmethod
+    def _program_events(cls, value: dict[str, str]) -> dict[str, str]:
+        core = core_event_types()
+        for event_type in value:
+            if not EVENT_TYPE.match(event_type):
+                raise ValueError(f"event type {event_type!r} must look like `patient.dose_taken`")
+            if event_type in core:
+                raise ValueError(f"event type {event_type!r} is built in; do not declare it")
+        return value
 
     @model_validator(mode="after")
     def _graph_is_closed(self) -> JourneyTemplate:
         """All problems, one a line: `step 'id' (steps[i]) field 'f': what is wrong`."""
         problems: list[str] = []
-        ids = [s.id for s in self.steps]
-        for i, step in enumerate(self.steps):
-            where = f"step {step.id!r} (steps[{i}])"
-            if ids.index(step.id) != i:
+        places: list[Placement] = []
+        _place(self.steps, "steps", False, places)
+        first_at: dict[str, str] = {}
+        for place in places:
+            if place.step.id in first_at:
                 problems.append(
-                    f"{where} field 'id': duplicate step id (also steps[{ids.index(step.id)}])"
+                    f"step {place.step.id!r} ({place.path}) field 'id': duplicate step id "
+                    f"(also {first_at[place.step.id]})"
                 )
-            links = step_links(step)
-            # targets() is what the interpreter follows; step_links names the fields.
-            unnamed = [t for t in step.targets() if t not in {t for _, t in links}]
-            for field, target in [*links, *(("?", t) for t in unnamed)]:
-                if target not in ids:
-                    problems.append(f"{where} field {field!r}: goes to unknown step {target!r}")
-            for field, name in _param_refs(step):
-                value = self.parameters.get(name)
-                if name not in self.parameters:
-                    problems.append(f"{where} field {field!r}: undefined parameter {name!r}")
-                elif field in DURATION_FIELDS and value is not None and not _is_duration(value):
-                    problems.append(
-                        f"{where} field {field!r}: parameter {name!r} is {value!r}, "
-                        "not a duration (use e.g. 30m, 72h, 3d or P3D)"
-                    )
-        last = self.steps[-1]
-        if not isinstance(last, ExitStep | BranchStep) and last.next is None:
-            problems.append(
-                f"step {last.id!r} (steps[{len(ids) - 1}]) field 'next': "
-                "the last step must be an exit or name `next`"
-            )
+            else:
+                first_at[place.step.id] = place.path
+        self._places = {p.step.id: p for p in places if first_at[p.step.id] == p.path}
+        facts = TemplateFacts(
+            parameters=self.parameters,
+            event_types=declared_event_types(self.events),
+            result_fields={i: p.step.result_fields() for i, p in self._places.items()},
+        )
+        for place in places:
+            problems += [
+                f"step {place.step.id!r} ({place.path}) field {field!r}: {what}"
+                for field, what in self._step_problems(place, facts)
+            ]
         if problems:
             raise ValueError("\n".join(problems))
         return self
 
+    def _step_problems(self, place: Placement, facts: TemplateFacts) -> list[tuple[str, str]]:
+        step, found = place.step, []
+        for exit_ in step.exits():
+            if exit_.target is None:
+                if not place.nested and place.following() is None:
+                    found.append((exit_.field, "the last step must be an exit or name `next`"))
+            elif exit_.target not in place.sequence:
+                where = "is in another sequence" if exit_.target in self._places else "unknown"
+                found.append((exit_.field, f"goes to {where} step {exit_.target!r}"
+                              if where == "unknown" else f"goes to step {exit_.target!r}, which "
+                              f"{where} (control moves only within a sequence)"))  # fmt: skip
+        found += _param_problems(step, self.parameters)
+        found += step.check(facts)
+        for field, expression in step.reads():
+            found += [(field, what) for what in _read_problems(expression, self._places, facts)]
+        return found
+
+    # -- lookups -------------------------------------------------------------------------
+    def places(self) -> dict[str, Placement]:
+        return self._places
+
     def step(self, step_id: str) -> Step:
-        for s in self.steps:
-            if s.id == step_id:
-                return s
-        raise KeyError(step_id)
+        try:
+            return self._places[step_id].step
+        except KeyError:
+            raise KeyError(step_id) from None
 
     def following(self, step_id: str) -> str | None:
-        ids = [s.id for s in self.steps]
-        i = ids.index(step_id)
-        return ids[i + 1] if i + 1 < len(ids) else None
+        """The step after this one in its own sequence (None at the end)."""
+        return self._places[step_id].following()
+
+    def all_steps(self) -> list[StepBase]:
+        return [p.step for p in self._places.values()]
+
+
+def _place(steps: list[Any], path: str, nested: bool, out: list[Placement]) -> None:
+    ids = tuple(s.id for s in steps)
+    for i, step in enumerate(steps):
+        here = f"{path}[{i}]"
+        out.append(Placement(step, here, ids, nested))
+        for child_path, children in step.children():
+            _place(children, f"{here}.{child_path}", True, out)
 
 
 _PARAM_REF = re.compile(r"\bparams\.([A-Za-z_][A-Za-z0-9_]*)")
+_READ = re.compile(r"\b(steps|events|loops)\.([a-z][a-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?")
 
 
-def step_links(step: StepBase) -> list[tuple[str, str]]:
-    """(field, step id) for each step this one names as where control may go."""
-    links = [("next", step.next)] if step.next else []
-    if isinstance(step, PartnerActionStep):
-        links += [(f"on_error.{error}", target) for error, target in step.on_error.items()]
-    elif isinstance(step, BranchStep):
-        links += [(f"cases[{i}].goto", case.goto) for i, case in enumerate(step.cases)]
-        links.append(("default", step.default))
-    elif isinstance(step, WaitForEventStep | HumanTaskStep) and step.on_timeout:
-        links.append(("on_timeout", step.on_timeout))
-    return links
+def _read_problems(
+    expression: str, places: dict[str, Placement], facts: TemplateFacts
+) -> list[str]:
+    """`steps.X.Y` must name a step whose result has Y; `events.X` a step that waits."""
+    found = []
+    for root, step_id, attr in _READ.findall(expression):
+        place = places.get(step_id)
+        if place is None:
+            found.append(f"{expression!r} reads {root}.{step_id}, but there is no step "
+                         f"{step_id!r}{did_you_mean(step_id, places)}")  # fmt: skip
+            continue
+        if place.step.writes != root:
+            found.append(f"{expression!r} reads {root}.{step_id}, but a "
+                         f"{place.step.kind_name} step puts nothing under {root}")  # fmt: skip
+            continue
+        fields = facts.result_fields.get(step_id)
+        if attr and fields is not None and attr not in fields:
+            found.append(f"{expression!r} reads {root}.{step_id}.{attr}, which step "
+                         f"{step_id!r} never returns; it returns {sorted(fields)}")  # fmt: skip
+    return found
+
+
+def _param_problems(step: StepBase, parameters: dict[str, Any]) -> list[tuple[str, str]]:
+    found = []
+    for field, name in _param_refs(step):
+        value = parameters.get(name)
+        if name not in parameters:
+            found.append((field, f"undefined parameter {name!r}"))
+        elif field in DURATION_FIELDS and value is not None and not _is_duration(value):
+            found.append((field, f"parameter {name!r} is {value!r}, "
+                          "not a duration (use e.g. 30m, 72h, 3d or P3D)"))  # fmt: skip
+    return found
 
 
 def _is_duration(value: Any) -> bool:
@@ -330,8 +185,9 @@ def _is_duration(value: Any) -> bool:
 
 
 def _param_refs(step: StepBase) -> list[tuple[str, str]]:
-    """(field path, parameter name) for each `params.NAME` in a step's fields."""
+    """(field path, parameter name) for each `params.NAME` in a step's own fields."""
     found: list[tuple[str, str]] = []
+    nested = {path.split("[")[0].split(".")[0] for path, _ in step.children()}
 
     def walk(value: Any, path: str) -> None:
         if isinstance(value, str):
@@ -343,5 +199,5 @@ def _param_refs(step: StepBase) -> list[tuple[str, str]]:
             for i, item in enumerate(value):
                 walk(item, f"{path}[{i}]")
 
-    walk(step.model_dump(mode="json"), "")
+    walk(step.model_dump(mode="json", exclude=nested or None), "")
     return found

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from domain.template import BranchStep, ExitStep, JourneyTemplate
+from domain.template import JourneyTemplate
 
 ENV_TEMPLATES_DIR = "PITWALL_TEMPLATES_DIR"
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -158,6 +158,7 @@ def get_template(
 
 def unreachable_steps(template: JourneyTemplate) -> list[str]:
     """Ids of steps no path from the first step reaches (a likely authoring mistake)."""
+    places = template.places()
     seen: set[str] = set()
     todo = [template.steps[0].id]
     while todo:
@@ -165,13 +166,13 @@ def unreachable_steps(template: JourneyTemplate) -> list[str]:
         if step_id in seen:
             continue
         seen.add(step_id)
-        step = template.step(step_id)
-        todo.extend(step.targets())
-        if step.next is None and not isinstance(step, ExitStep | BranchStep):
-            following = template.following(step_id)
-            if following:
-                todo.append(following)
-    return [s.id for s in template.steps if s.id not in seen]
+        place = places[step_id]
+        for exit_ in place.step.exits():
+            target = exit_.target or place.following()
+            if target:
+                todo.append(target)
+        todo += [children[0].id for _, children in place.step.children()]
+    return [i for i in places if i not in seen]
 
 
 # -- YAML ------------------------------------------------------------------------------
@@ -234,7 +235,9 @@ def _line(node: yaml.Node | None, path: Sequence[str | int]) -> str:
 
 # -- pydantic errors → one line each ---------------------------------------------------
 
-_GRAPH_LINE = re.compile(r"\(steps\[(\d+)\]\) field '([^']*)'")
+_GRAPH_LINE = re.compile(
+    r"\((steps\[\d+\](?:\.[a-z_]+\[\d+\](?:\.steps\[\d+\])?)*)\) field '([^']*)'"
+)
 
 
 def _field_path(parts: Sequence[str | int]) -> str:
@@ -242,6 +245,11 @@ def _field_path(parts: Sequence[str | int]) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def _split_path(path: str) -> list[str | int]:
+    parts = [p for p in re.split(r"\.|\[|\]\.?", path) if p]
+    return [int(p) if p.isdigit() else p for p in parts]
 
 
 def _describe(err: Any, data: dict[str, Any], node: yaml.Node | None) -> list[str]:
@@ -252,29 +260,47 @@ def _describe(err: Any, data: dict[str, Any], node: yaml.Node | None) -> list[st
         lines = []
         for line in message.splitlines():
             match = _GRAPH_LINE.search(line)
-            path: list[str | int] = []
-            if match:
-                path = ["steps", int(match[1]), *re.split(r"\.|\[|\]\.?", match[2])]
-                path = [int(p) if isinstance(p, str) and p.isdigit() else p for p in path if p]
+            path = [*_split_path(match[1]), *_split_path(match[2])] if match else []
             lines.append(line + _line(node, path))
         return lines
     if loc[0] == "steps" and len(loc) > 1 and isinstance(loc[1], int):
-        index = loc[1]
-        steps = data.get("steps")
-        raw = steps[index] if isinstance(steps, list) and index < len(steps) else None
-        raw = raw if isinstance(raw, dict) else {}
-        rest = list(loc[2:])
-        if rest and rest[0] == raw.get("kind"):  # pydantic puts the union tag in the path
-            rest = rest[1:]
+        raw, yaml_path, rest = _innermost_step(loc, data)
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             rest = ["kind"]
         step_id = raw.get("id")
-        where = (
-            f"step {step_id!r} (steps[{index}])" if isinstance(step_id, str) else f"steps[{index}]"
-        )
+        shown = _field_path(yaml_path)
+        where = f"step {step_id!r} ({shown})" if isinstance(step_id, str) else shown
         field = f" field {_field_path(rest)!r}" if rest else ""
-        return [f"{where}{field}: {message}{_line(node, ['steps', index, *rest])}"]
+        return [f"{where}{field}: {message}{_line(node, [*yaml_path, *rest])}"]
     return [f"field {_field_path(loc)!r}: {message}{_line(node, loc)}"]
+
+
+def _innermost_step(
+    loc: Sequence[str | int], data: dict[str, Any]
+) -> tuple[dict[str, Any], list[str | int], list[str | int]]:
+    """Walk `steps[i](.kind).branches[j].steps[k]...` down to the deepest step in `loc`:
+    (that step's raw mapping, its YAML path, the rest of the location)."""
+    raw: Any = data
+    path: list[str | int] = []
+    rest = list(loc)
+    while len(rest) >= 2 and rest[0] == "steps" and isinstance(rest[1], int):
+        steps = raw.get("steps") if isinstance(raw, dict) else None
+        index = rest[1]
+        candidate = steps[index] if isinstance(steps, list) and index < len(steps) else None
+        raw = candidate if isinstance(candidate, dict) else {}
+        path += ["steps", index]
+        rest = rest[2:]
+        if rest and rest[0] == raw.get("kind"):  # pydantic puts the union tag in the path
+            rest = rest[1:]
+        if len(rest) >= 4 and rest[0] == "branches" and isinstance(rest[1], int) \
+                and rest[2] == "steps":  # fmt: skip
+            branches = raw.get("branches")
+            branch = branches[rest[1]] if isinstance(branches, list) and rest[1] < len(
+                branches) else {}  # fmt: skip
+            path += ["branches", rest[1]]
+            raw = branch if isinstance(branch, dict) else {}
+            rest = rest[2:]
+    return raw if isinstance(raw, dict) else {}, path, rest
 
 
 def _message(err: Any) -> str:

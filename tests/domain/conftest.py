@@ -12,6 +12,7 @@ id: mini
 version: 1
 parameters:
   wait: 3d
+  drug_code: "99999-0001-01"
 steps:
   - id: pa_submit
     kind: partner_action

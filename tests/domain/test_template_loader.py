@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from domain.template import ExitStep, WaitForEventStep
+from domain.steps.exit import ExitStep
+from domain.steps.wait_for_event import WaitForEventStep
 from domain.template_loader import (
     DEFAULT_TEMPLATES_DIR,
     TemplateError,
@@ -26,7 +27,7 @@ def test_real_template_loads_and_its_graph_is_closed() -> None:
     assert template.id == "specialty_start"
     assert len(ids) == len(set(ids))
     for step in template.steps:
-        assert set(step.targets()) <= set(ids), step.id
+        assert {e.target for e in step.exits() if e.target} <= set(ids), step.id
         if isinstance(step, WaitForEventStep):
             assert step.on_timeout in ids
     assert unreachable_steps(template) == []

@@ -1,0 +1,160 @@
+"""Partner actions, declared once: what a template's `partner_action` step may call.
+
+One `PartnerAction` per action: its typed request and result models, the result field
+that partner callbacks correlate on, the callback events that answer it and the partner
+(webhook scope, adapter, sandbox service) it belongs to. Template validation, the
+activities, worker registration, the workflow-test fakes, webhook scopes and the
+README's action table all read this registry; nothing else lists actions.
+
+Inputs: a request model's fields beyond the envelope (`PartnerRequest`) are the action's
+inputs. A step gives them in `inputs` (expressions) or, failing that, a template
+parameter of the same name fills them; a required input given by neither fails at load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from domain.copay import CopayEnrollRequest, CopayEnrollResult
+from domain.partners import (
+    AppealRequest,
+    BenefitsRequest,
+    BenefitsResult,
+    ConsentRequest,
+    ConsentRequestResult,
+    PartnerRequest,
+    PharmacyReferralRequest,
+    PharmacyReferralResult,
+    PriorAuthRequest,
+    PriorAuthResult,
+)
+
+ENVELOPE = frozenset(PartnerRequest.model_fields)
+
+
+@dataclass(frozen=True)
+class PartnerAction:
+    name: str
+    partner: str  # adapters/<partner>.py, the `webhooks:<partner>` scope, the sandbox service
+    method: str  # the adapter client's method that performs it
+    request: type[PartnerRequest]
+    result: type[BaseModel]
+    description: str
+    correlation: str | None = None  # result field the answering callbacks carry
+    events: tuple[str, ...] = ()  # callback event types that answer this action
+
+    def inputs(self) -> dict[str, bool]:
+        """Input name → required, in declaration order."""
+        return {
+            name: info.is_required()
+            for name, info in self.request.model_fields.items()
+            if name not in ENVELOPE
+        }
+
+    def result_fields(self) -> set[str]:
+        return set(self.result.model_fields)
+
+
+_ACTIONS = (
+    PartnerAction(
+        name="consent.request",
+        partner="consent",
+        method="request",
+        request=ConsentRequest,
+        result=ConsentRequestResult,
+        correlation="request_id",
+        events=("consent.signed", "consent.declined"),
+        description="Send the HIPAA authorization and program terms for e-signature.",
+    ),
+    PartnerAction(
+        name="payer.verify_benefits",
+        partner="payer",
+        method="verify_benefits",
+        request=BenefitsRequest,
+        result=BenefitsResult,
+        description="Benefits investigation: FHIR CoverageEligibilityRequest.",
+    ),
+    PartnerAction(
+        name="payer.submit_prior_auth",
+        partner="payer",
+        method="submit_prior_auth",
+        request=PriorAuthRequest,
+        result=PriorAuthResult,
+        correlation="pa_number",
+        events=("pa.decided",),
+        description="Prior authorization: Da Vinci PAS `Claim/$submit`; a pend is answered "
+        "later by `pa.decided`.",
+    ),
+    PartnerAction(
+        name="payer.submit_appeal",
+        partner="payer",
+        method="submit_prior_auth",
+        request=AppealRequest,
+        result=PriorAuthResult,
+        correlation="pa_number",
+        events=("pa.decided",),
+        description="Appeal of a denied prior authorization (`Claim.related` → the PA).",
+    ),
+    PartnerAction(
+        name="pharmacy.refer",
+        partner="pharmacy",
+        method="refer",
+        request=PharmacyReferralRequest,
+        result=PharmacyReferralResult,
+        correlation="rx_id",
+        events=("pharmacy.filled", "pharmacy.shipped", "pharmacy.delivered"),
+        description="Refer the prescription to the specialty pharmacy; fill, ship and "
+        "delivery come back as callbacks.",
+    ),
+    PartnerAction(
+        name="copay.enroll",
+        partner="copay",
+        method="enroll",
+        request=CopayEnrollRequest,
+        result=CopayEnrollResult,
+        correlation="enrollment_id",
+        description="Enroll a commercially insured patient in the manufacturer's copay-card "
+        "program: card details, or a typed rejection.",
+    ),
+)
+
+ACTIONS: dict[str, PartnerAction] = {a.name: a for a in _ACTIONS}
+# Messaging gateways call back too, but are not template actions (message steps use them).
+MESSAGING_PARTNERS = ("sms", "email")
+
+
+def action(name: str) -> PartnerAction:
+    return ACTIONS[name]
+
+
+def partners() -> tuple[str, ...]:
+    """Every partner service: the actions' partners, then the messaging gateways."""
+    return (*dict.fromkeys(a.partner for a in _ACTIONS), *MESSAGING_PARTNERS)
+
+
+def webhook_partners() -> tuple[str, ...]:
+    """Partners that call us back (each has a `webhooks:{partner}` scope)."""
+    return (*dict.fromkeys(a.partner for a in _ACTIONS if a.events), *MESSAGING_PARTNERS)
+
+
+def correlation_fields() -> tuple[str, ...]:
+    """Result fields that partners' callbacks may carry instead of our reference."""
+    return tuple(dict.fromkeys(a.correlation for a in _ACTIONS if a.correlation))
+
+
+def callback_events() -> dict[str, str]:
+    """Callback event type → the partner that sends it."""
+    return {event: a.partner for a in _ACTIONS for event in a.events}
+
+
+def describe_inputs(spec: PartnerAction) -> list[dict[str, Any]]:
+    """For docs: each input's name, whether required and its description."""
+    out = []
+    for name, info in spec.request.model_fields.items():
+        if name not in ENVELOPE:
+            out.append({"name": name, "required": info.is_required(),
+                        "description": info.description or ""})  # fmt: skip
+    return out

@@ -1,0 +1,52 @@
+"""human_task: work for a person, with an SLA, an escalation and an optional give-up."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from domain.steps.base import Exit, Show, StepBase, as_written, check_duration
+
+
+class HumanTaskStep(StepBase):
+    shape: ClassVar[tuple[str, str]] = ("[[", "]]")
+    writes: ClassVar[str | None] = "events"
+    highlight: ClassVar[str | None] = "human_task"
+
+    kind: Literal["human_task"]
+    role: str = Field(description="Assignee role, e.g. case_manager.")
+    sla: str = Field(description="Escalate when not done within this.")
+    escalate_to: str = Field(description="Role that receives the escalation.")
+    give_up_after: str | None = Field(
+        None, description="After escalation, stop waiting after this and go to on_timeout."
+    )
+    on_timeout: str | None = None
+
+    _sla = field_validator("sla")(check_duration)
+    _give_up = field_validator("give_up_after")(check_duration)
+
+    @model_validator(mode="after")
+    def _give_up_pair(self) -> HumanTaskStep:
+        if (self.give_up_after is None) != (self.on_timeout is None):
+            raise ValueError("`give_up_after` and `on_timeout` go together")
+        return self
+
+    def exits(self, show: Show = as_written) -> list[Exit]:
+        if self.on_timeout is None:
+            return self.onward()
+        gave_up = Exit("on_timeout", f"timeout: gave up after {show(self.give_up_after)}",
+                       self.on_timeout)  # fmt: skip
+        return [*self.onward("done"), gave_up]
+
+    def describe(self, show: Show) -> str:
+        out = f"task for {self.role}"
+        if self.title:
+            out += f" {self.title!r}"
+        out += f"; SLA {show(self.sla)}, escalate to {self.escalate_to}"
+        if self.give_up_after:
+            out += f"; give up after {show(self.give_up_after)} → {self.on_timeout}"
+        return out
+
+    def node_lines(self, show: Show) -> list[str]:
+        return [f"task: {self.role}, SLA {show(self.sla)}"]
