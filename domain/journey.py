@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from domain.partners import PartnerEvent
 from domain.template import JourneyTemplate
 
 # Pseudonymous ids only: these go into workflow ids, which Temporal never encrypts.
@@ -69,6 +70,9 @@ class JourneyStart(JourneyKey):
     )
     time_scale: float = Field(
         1.0, gt=0, description="Journey-seconds per workflow-second (demo compresses days)."
+    )
+    memory: JourneyMemory | None = Field(
+        None, description="Set by the journey itself when it continues as new; never by callers."
     )
 
     @field_validator("params")
@@ -171,6 +175,15 @@ class PreferencesChange(BaseModel):
         return current.model_validate({**current.model_dump(), **given})
 
 
+# Bounds that keep a journey's memory the same size in year five as in week one.
+COMPLETED_STEPS_KEPT = 50  # the window of completed steps the state shows
+CLOSED_TASKS_KEPT = 20
+MESSAGE_STATUSES_KEPT = 100
+SEEN_EVENTS_KEPT = 2000  # event ids remembered for dedupe...
+SEEN_EVENTS_HORIZON_DAYS = 30  # ...and for at least this many journey-days, within the cap
+INBOX_KEPT = 500  # events no wait has taken yet
+
+
 class JourneyState(BaseModel):
     journey_id: str
     template_id: str
@@ -178,7 +191,19 @@ class JourneyState(BaseModel):
     status: JourneyStatus = "running"
     stage: str = "REFERRED"
     current_step: str | None = None
-    completed_steps: list[StepRecord] = Field(default_factory=list)
+    completed_steps: list[StepRecord] = Field(
+        default_factory=list,
+        description=f"The last {COMPLETED_STEPS_KEPT} completed steps (see steps_completed).",
+    )
+    steps_completed: int = Field(0, description="Steps completed since the journey began.")
+    messages_sent: int = Field(0, description="Messages sent since the journey began.")
+    runs: int = Field(1, description="Temporal runs so far (continue-as-new adds one).")
+    loops: dict[str, int] = Field(
+        default_factory=dict, description="Iterations done by each running repeat step."
+    )
+    branches: dict[str, str] = Field(
+        default_factory=dict, description="Parallel branch → the step it is on."
+    )
     pending_wait: PendingWait | None = None
     next_due_at: datetime | None = None
     needs_attention: bool = False
@@ -202,6 +227,46 @@ class JourneyState(BaseModel):
     )
 
 
+    def complete(self, record: StepRecord) -> None:
+        self.completed_steps.append(record)
+        self.steps_completed += 1
+        del self.completed_steps[:-COMPLETED_STEPS_KEPT]
+        closed = [t for t in self.tasks if t.closed_at is not None]
+        for task in closed[: max(len(closed) - CLOSED_TASKS_KEPT, 0)]:
+            self.tasks.remove(task)
+
+    def set_message_status(self, message_id: str, status: str) -> None:
+        self.message_status.pop(message_id, None)  # newest last
+        self.message_status[message_id] = status
+        for old in list(self.message_status)[:-MESSAGE_STATUSES_KEPT]:
+            del self.message_status[old]
+
+
+class Frame(BaseModel):
+    """Where a run stopped in one sequence: the step to run, or the container step it was
+    inside (with that step's iteration and start), so the next run goes on from there."""
+
+    step_id: str
+    iteration: int = 0
+    started_at: datetime | None = None
+
+
+class JourneyMemory(BaseModel):
+    """Everything a journey carries from one Temporal run to the next (continue-as-new)."""
+
+    state: JourneyState
+    resume: list[Frame] = Field(description="Outermost first: where to go on.")
+    inbox: list[PartnerEvent] = Field(
+        default_factory=list, description="Events that arrived before their wait."
+    )
+    seen: dict[str, datetime] = Field(
+        default_factory=dict, description="Event id → journey time received (dedupe)."
+    )
+    cancel_reason: str | None = None
+    operator_actions: int = Field(0, description="Timeline cursor for operator notes.")
+    clock_origin: datetime = Field(description="Where the journey's scaled clock started.")
+
+
 class ControlRequest(BaseModel):
     reason: str = Field("", max_length=200, description="Why (no patient data).")
 
@@ -209,3 +274,6 @@ class ControlRequest(BaseModel):
 class EventAck(BaseModel):
     accepted: bool
     duplicate: bool
+
+
+JourneyStart.model_rebuild()

@@ -48,6 +48,14 @@ class JourneyTemplate(BaseModel):
     program_name: str = Field("Pitwall Patient Support", description="Name patients see.")
     help_contact: str = Field("1-800-555-0100", description="Help line shown in messages.")
     parameters: dict[str, Any] = Field(default_factory=dict)
+    partner_attempts: int = Field(
+        12,
+        ge=1,
+        le=100,
+        description="Attempts at a partner call that meets an outage (5xx, timeout), with "
+        "backoff from 1 s doubling to 30 s (12: about 4 minutes); then the journey is held "
+        "for an operator, and goes on after `operator.retry`.",
+    )
     events: dict[str, str] = Field(
         default_factory=dict,
         description="Program events this template waits for (type → what it means), "

@@ -1,4 +1,9 @@
-"""TherapyJourney: one patient's therapy journey, driven by a template snapshot."""
+"""TherapyJourney: one patient's therapy journey, driven by a template snapshot.
+
+A journey can last years: when Temporal suggests it (a long history), the journey
+continues as new at a step boundary, once every handler has finished, carrying its
+start input and its JourneyMemory. Same workflow id, search attributes and answers.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,33 @@ import asyncio
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+# domain/ (models and pure functions: stdlib and pydantic only) passes through; the
+# interpreter, the step handlers and the runtime are imported under the sandbox's normal
+# rules, so a determinism slip there is caught.
 with workflow.unsafe.imports_passed_through():
+    import domain.actions
+    import domain.durations
+    import domain.events
+    import domain.expressions
+    import domain.local_time
+    import domain.partner_actions
+    import domain.steps
+    import domain.template  # noqa: F401
     from domain.journey import (
         ControlRequest,
         EventAck,
+        Frame,
+        JourneyMemory,
         JourneyStart,
         JourneyState,
         PreferencesChange,
         StartAck,
     )
     from domain.partners import PartnerEvent
-    from workflows.interpreter import JourneyInterpreter
-    from workflows.runtime import JourneyCancelled
-    from workflows.temporal_runtime import TemporalRuntime
+
+from workflows.interpreter import JourneyInterpreter
+from workflows.runtime import SwitchRun
+from workflows.temporal_runtime import TemporalRuntime
 
 FINISHED = ("completed", "abandoned", "discontinued", "cancelled")
 
@@ -29,39 +48,71 @@ class TherapyJourney:
     @workflow.init
     def __init__(self, start: JourneyStart) -> None:
         self.start = start
-        self.state = JourneyState(
-            journey_id=workflow.info().workflow_id,
-            template_id=start.template.id,
-            template_version=start.template.version,
-            started_at=workflow.now(),
-        )
-        self.runtime = TemporalRuntime(self.state, start.time_scale, start.patient_ref)
+        memory = start.memory
+        if memory is None:
+            self.state = JourneyState(
+                journey_id=workflow.info().workflow_id,
+                template_id=start.template.id,
+                template_version=start.template.version,
+                started_at=workflow.now(),
+            )
+        else:
+            self.state = memory.state
+            self.state.runs += 1
+        self.runtime = TemporalRuntime(
+            self.state, start.time_scale, start.patient_ref, start.template.partner_attempts,
+            memory,
+        )  # fmt: skip
+        self.resume_at = memory.resume if memory else None
         self.attached = 0
-        self.operator_actions = 0
+        self.operator_actions = memory.operator_actions if memory else 0
 
     @workflow.run
     async def run(self, start: JourneyStart) -> JourneyState:
-        interpreter = JourneyInterpreter(start, self.state, self.runtime)
+        interpreter = JourneyInterpreter(start, self.state, self.runtime, self.resume_at)
         self.runtime.open_timeline()
         timeline = asyncio.create_task(self.runtime.write_timeline())
-        self.runtime.note(
-            "journey.started", "started", f"journey started on {start.template.id} "
-            f"v{start.template.version}", template=start.template.id,
-        )  # fmt: skip
+        if start.memory is None:
+            self.runtime.note(
+                "journey.started", "started", f"journey started on {start.template.id} "
+                f"v{start.template.version}", template=start.template.id,
+            )  # fmt: skip
+        else:
+            self.runtime.publish(self.state)
         try:
             await interpreter.run()
-        except JourneyCancelled as cancelled:
-            self.state.status = "cancelled"
-            self.state.outcome_reason = str(cancelled) or "cancelled"
-            self.state.pending_wait = None
-            self.state.next_due_at = None
-            self.runtime.note("journey.ended", "finished", "journey cancelled")
-        self.state.needs_attention = False
+        except SwitchRun as switch:
+            await self._continue_as_new(start, switch.frames, timeline)
         self.runtime.publish(self.state)
         await workflow.wait_condition(workflow.all_handlers_finished)
         self.runtime.close_timeline()
         await timeline
         return self.state
+
+    async def _continue_as_new(
+        self, start: JourneyStart, frames: list[Frame], timeline: asyncio.Task[None]
+    ) -> None:
+        """Hand everything over to a fresh run; nothing that arrived meanwhile is lost:
+        the memory is taken after the last handler finished, with no await in between."""
+        self.runtime.close_timeline()
+        await timeline
+        while True:  # an update may note something while the last notes are written
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not await self.runtime.flush_timeline():
+                break
+        memory = JourneyMemory(
+            state=self.state,
+            resume=frames,
+            inbox=self.runtime.inbox.events,
+            seen=self.runtime.inbox.seen,
+            cancel_reason=self.runtime.cancel_reason,
+            operator_actions=self.operator_actions,
+            clock_origin=self.runtime.clock_origin,
+        )
+        workflow.continue_as_new(
+            start.model_copy(update={"memory": memory}),
+            search_attributes=workflow.info().typed_search_attributes,
+        )
 
     # -- start (update-with-start) ---------------------------------------------------
     @workflow.update
@@ -70,7 +121,7 @@ class TherapyJourney:
         self.attached += 1
         return StartAck(
             journey_id=self.state.journey_id,
-            created=self.attached == 1 and len(self.state.completed_steps) == 0,
+            created=self.attached == 1 and self.state.steps_completed == 0 and self.state.runs == 1,
             template_id=self.state.template_id,
             template_version=self.state.template_version,
         )

@@ -1,7 +1,8 @@
 """The small interface the template interpreter runs against.
 
-`TemporalRuntime` (workflows/temporal_runtime.py) implements it inside a workflow; a
-cohort simulator can implement it on a virtual clock. Steps never touch Temporal.
+`TemporalRuntime` (workflows/temporal_runtime.py) implements it inside a workflow;
+`VirtualRuntime` (simulate/runtime.py) on a virtual clock, with no server: the fast
+interpreter tests and the cohort simulator. Steps never touch Temporal.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from random import Random
 from typing import Any, Protocol
 
 from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
-from domain.journey import JourneyState
+from domain.journey import Frame, JourneyState
 from domain.partners import PartnerEvent
 
 
@@ -27,6 +28,23 @@ class ActionFailed(Exception):
         self.error_type = error_type
 
 
+class SwitchRun(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """At a step boundary: the journey should go on in a fresh run (continue-as-new).
+
+    `frames` says where, outermost first; each container step adds itself on the way out.
+    """
+
+    def __init__(self, frames: list[Frame]) -> None:
+        super().__init__("continue as new")
+        self.frames = frames
+
+
+# The error type a partner action fails with when the partner stayed down past the
+# retry limit; never routed to a template's on_error, always held for an operator.
+PARTNER_UNAVAILABLE = "partner.unavailable"
+REQUEST_INVALID = "request.invalid"
+
+
 class JourneyRuntime(Protocol):
     def now(self) -> datetime:
         """Journey time (scaled by the journey's time scale)."""
@@ -34,8 +52,16 @@ class JourneyRuntime(Protocol):
 
     def random(self) -> Random: ...
 
+    def patched(self, change: str) -> bool:
+        """True unless replaying a journey recorded before `change` (workflow.patched)."""
+        ...
+
     async def checkpoint(self) -> None:
         """Between steps: wait while paused; raise JourneyCancelled if cancelled."""
+        ...
+
+    def switch_due(self) -> bool:
+        """At a step boundary: should the journey continue in a fresh run now?"""
         ...
 
     async def partner_action(self, call: PartnerCall) -> dict[str, Any]:

@@ -10,67 +10,70 @@ from typing import Any, TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
-from domain.journey import JourneyState
+from domain.journey import JourneyMemory, JourneyState
 from domain.partners import PartnerEvent
 from domain.timeline import TimelineNote
 from workflows import search_attributes as sa
-from workflows.runtime import ActionFailed, JourneyCancelled
+from workflows.inbox import EventInbox
+from workflows.runtime import PARTNER_UNAVAILABLE, ActionFailed, JourneyCancelled
 
-# Partner 5xx and timeouts retry with backoff for as long as the partner is down;
-# a rejection (4xx, validation) is non-retryable and reaches the template's on_error.
-PARTNER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-)
+# Partner 5xx and timeouts retry with backoff (1 s doubling to 30 s) up to the
+# template's `partner_attempts`; then the journey is held for an operator. A rejection
+# (4xx, validation) is non-retryable and reaches the template's on_error.
+def partner_retry(attempts: int) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=1),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=30),
+        maximum_attempts=attempts,
+    )
+
+
 # Partner calls time out at 10 s; a dead worker's call is retried elsewhere after this.
 ACTIVITY_TIMEOUT = timedelta(seconds=15)
 TIMELINE_PATCH = "timeline-v1"
+CONTINUE_AS_NEW_PATCH = "continue-as-new-v1"
 T = TypeVar("T")
 
-# SMS delivery statuses can arrive out of order; a later status never goes backwards.
-_STATUS_RANK = {"accepted": 0, "queued": 1, "sending": 2, "sent": 3}
-_TERMINAL = {"delivered", "undelivered", "failed"}
 
-
-async def _activity(name: str, arg: Any, result_type: type[T], summary: str) -> T:
+async def _activity(name: str, arg: Any, result_type: type[T], summary: str, attempts: int) -> T:
     """Run a side effect; a failure for good becomes ActionFailed with the error's type."""
     try:
         return await workflow.execute_activity(
             name,
             arg,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=PARTNER_RETRY,
+            retry_policy=partner_retry(attempts),
             result_type=result_type,
             summary=summary,
         )
     except ActivityError as err:
         cause = err.cause
         error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else None
-        raise ActionFailed(error_type or "partner.failed", str(cause)) from err
-
-
-def status_wins(new: str, old: str | None) -> bool:
-    if old is None:
-        return True
-    if old in _TERMINAL:
-        return False
-    if new in _TERMINAL:
-        return True
-    return _STATUS_RANK.get(new, 0) > _STATUS_RANK.get(old, 0)
+        if isinstance(cause, TemporalTimeoutError):
+            error_type = PARTNER_UNAVAILABLE
+        raise ActionFailed(error_type or PARTNER_UNAVAILABLE, str(cause)) from err
 
 
 class TemporalRuntime:
-    def __init__(self, state: JourneyState, time_scale: float, patient_ref: str) -> None:
+    def __init__(
+        self,
+        state: JourneyState,
+        time_scale: float,
+        patient_ref: str,
+        partner_attempts: int,
+        memory: JourneyMemory | None = None,
+    ) -> None:
         self.state = state
         self.patient_ref = patient_ref
         self.time_scale = time_scale
-        self._origin = workflow.now()
-        self._inbox: list[PartnerEvent] = []
-        self._seen: set[str] = set()
-        self.cancel_reason: str | None = None
+        self.partner_attempts = partner_attempts
+        self._origin = memory.clock_origin if memory else workflow.now()
+        self.inbox = EventInbox(memory.inbox, memory.seen) if memory else EventInbox()
+        self.cancel_reason: str | None = memory.cancel_reason if memory else None
         self._published: dict[str, Any] = {}
         self._notes: list[TimelineNote] = []
         self._timeline = False
@@ -87,12 +90,28 @@ class TemporalRuntime:
     def random(self) -> Random:
         return workflow.random()
 
+    def patched(self, change: str) -> bool:
+        return workflow.patched(change)
+
+    @property
+    def clock_origin(self) -> datetime:
+        return self._origin
+
     # -- control -----------------------------------------------------------------
     async def checkpoint(self) -> None:
         await workflow.wait_condition(
             lambda: self.state.status != "paused" or self.cancel_reason is not None
         )
         self._raise_if_cancelled()
+
+    def switch_due(self) -> bool:
+        """Temporal suggests continue-as-new (history long or large): go on in a new run.
+
+        Journeys recorded before continue-as-new existed never switch on replay (patched).
+        """
+        return workflow.info().is_continue_as_new_suggested() and workflow.patched(
+            CONTINUE_AS_NEW_PATCH
+        )
 
     def _raise_if_cancelled(self) -> None:
         if self.cancel_reason is not None:
@@ -113,13 +132,17 @@ class TemporalRuntime:
     # -- side effects --------------------------------------------------------------
     async def partner_action(self, call: PartnerCall) -> dict[str, Any]:
         summary = f"{call.action} ({call.step_id})"
-        result: dict[str, Any] = await _activity(call.action, call, dict, summary)
+        result: dict[str, Any] = await _activity(
+            call.action, call, dict, summary, self.partner_attempts
+        )
         return result
 
     async def send_message(self, message: OutboundMessage) -> MessageOutcome:
         summary = f"{message.channel} ({message.step_id})"
         try:
-            return await _activity("messaging.send", message, MessageOutcome, summary)
+            return await _activity(
+                "messaging.send", message, MessageOutcome, summary, self.partner_attempts
+            )
         except ActionFailed as failure:
             return MessageOutcome(status="suppressed", reason=failure.error_type)
 
@@ -131,31 +154,21 @@ class TemporalRuntime:
         self, event_types: list[str], correlation_key: str, deadline: datetime | None
     ) -> PartnerEvent | None:
         def match() -> PartnerEvent | None:
-            for event in self._inbox:
-                if event.type in event_types and event.correlation_key == correlation_key:
-                    return event
-            return None
+            return self.inbox.match(event_types, correlation_key)
 
         if not await self._until(lambda: match() is not None, deadline):
             return None
         event = match()
         assert event is not None
-        self._inbox.remove(event)
+        self.inbox.take(event)
         return event
 
     def receive(self, event: PartnerEvent) -> bool:
         """Signal side: keep an event for the wait it answers. False for a duplicate."""
-        if event.event_id in self._seen:
-            return False
-        self._seen.add(event.event_id)
-        if event.type == "sms.status":
-            status = str(event.data.get("status", ""))
-            if status_wins(status, self.state.message_status.get(event.correlation_key)):
-                self.state.message_status[event.correlation_key] = status
-                self.publish(self.state)
-            return True
-        self._inbox.append(event)
-        return True
+        fresh = self.inbox.receive(event, self.state, self.now())
+        if fresh and event.type == "sms.status":
+            self.publish(self.state)
+        return fresh
 
     # -- timeline ------------------------------------------------------------------
     def note(self, kind: str, key: str, summary: str, **correlation: Any) -> None:
@@ -181,16 +194,22 @@ class TemporalRuntime:
             return
         while True:
             await workflow.wait_condition(lambda: bool(self._notes) or self._closing)
-            if not self._notes:
+            if not await self.flush_timeline():
                 return
-            batch, self._notes = self._notes, []
-            await workflow.execute_local_activity(
-                "timeline.record",
-                batch,
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
-                summary=f"timeline ({len(batch)})",
-            )
+
+    async def flush_timeline(self) -> bool:
+        """Write the notes waiting now; False if there were none."""
+        if not self._notes:
+            return False
+        batch, self._notes = self._notes, []
+        await workflow.execute_local_activity(
+            "timeline.record",
+            batch,
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            summary=f"timeline ({len(batch)})",
+        )
+        return True
 
     def open_timeline(self) -> None:
         """Call first thing in the run: decides, durably, whether this run keeps a timeline."""
@@ -236,5 +255,8 @@ def summary(state: JourneyState) -> str:
     for task in open_tasks:
         esc = f", escalated to {task.escalated_to}" if task.escalated_to else ""
         lines.append(f"task `{task.task_id}` for {task.role}: {task.title}{esc}")
-    lines.append(f"{len(state.completed_steps)} steps done")
+    for branch, step in state.branches.items():
+        lines.append(f"branch `{branch}` at `{step}`")
+    runs = f" · run {state.runs}" if state.runs > 1 else ""
+    lines.append(f"{state.steps_completed} steps done{runs}")
     return "\n\n".join(lines)

@@ -1,0 +1,1 @@
+"""Journeys on a virtual clock, with no Temporal server: the seed of the cohort simulator."""
