@@ -58,6 +58,7 @@ class PartnerSettings(BaseSettings):
     payer_url: str = Field("", description="Payer FHIR base URL; empty means the sandbox.")
     pharmacy_url: str = Field("", description="Specialty pharmacy URL; empty means the sandbox.")
     consent_url: str = Field("", description="E-consent service URL; empty means the sandbox.")
+    copay_url: str = Field("", description="Copay-card program URL; empty means the sandbox.")
     sms_url: str = Field("", description="Twilio-shaped SMS API URL; empty means the sandbox.")
     email_url: str = Field("", description="SendGrid-shaped email API URL; empty: the sandbox.")
     twilio_account_sid: str = Field("ACsandbox", description="SMS account SID.")
@@ -69,6 +70,10 @@ class PartnerSettings(BaseSettings):
     sendgrid_api_key: SecretStr = Field(SecretStr("dev-sendgrid-key"), description="Email key.")
     email_from: str = Field("care@pitwall.example", description="Address email is sent from.")
     timeout_s: float = Field(10.0, description="Per-request timeout for partner calls.")
+
+    def url_for(self, partner: str, sandbox: str) -> str:
+        """The partner's configured base URL (`PITWALL_PARTNER_<NAME>_URL`), else the sandbox."""
+        return str(getattr(self, f"{partner}_url", "") or sandbox)
 
 
 class ReceiverSettings(BaseSettings):

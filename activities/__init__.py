@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 from activities.messaging import MessagingActivities
 from activities.partners import PartnerActivities
 from activities.timeline import TimelineActivities
-from adapters.consent import ConsentClient
 from adapters.email import EmailClient
-from adapters.payer import PayerClient
-from adapters.pharmacy import PharmacyClient
 from adapters.sms import SmsClient
+from domain.partner_actions import ACTIONS
 from settings import Settings
 from store import Store
 
@@ -20,13 +19,13 @@ from store import Store
 def build_activities(settings: Settings, store: Store) -> list[Callable[..., Any]]:
     p = settings.partners
     sandbox = settings.sandbox.base_url()
-    partners = PartnerActivities(
-        payer=PayerClient(p.payer_url or sandbox, timeout=p.timeout_s),
-        pharmacy=PharmacyClient(p.pharmacy_url or sandbox, timeout=p.timeout_s),
-        consent=ConsentClient(p.consent_url or sandbox, timeout=p.timeout_s),
-        timeline=store.timeline,
-        correlations=store.correlations,
-    )
+    clients = {
+        partner: importlib.import_module(f"adapters.{partner}").Client(
+            p.url_for(partner, sandbox), timeout=p.timeout_s
+        )
+        for partner in dict.fromkeys(a.partner for a in ACTIONS.values())
+    }
+    partners = PartnerActivities(clients, store.timeline, store.correlations)
     messaging = MessagingActivities(
         sms=SmsClient(
             p.sms_url or sandbox,
@@ -46,11 +45,7 @@ def build_activities(settings: Settings, store: Store) -> list[Callable[..., Any
         callback_api_key=settings.receiver.sms_callback_api_key.get_secret_value(),
     )
     return [
-        partners.request_consent,
-        partners.verify_benefits,
-        partners.submit_prior_auth,
-        partners.submit_appeal,
-        partners.refer_to_pharmacy,
+        *partners.activities(),
         messaging.send,
         TimelineActivities(store.timeline).record,
     ]

@@ -14,11 +14,12 @@ from typing import ParamSpec, TypeVar
 from temporalio.exceptions import ApplicationError
 
 from adapters.errors import PartnerRejected, PartnerUnavailable
+from domain.partner_actions import PARTNER_UNAVAILABLE
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-UNAVAILABLE = "partner.unavailable"
+UNAVAILABLE = PARTNER_UNAVAILABLE
 
 
 def partner_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

@@ -1,57 +1,80 @@
-"""Partner actions a template can name: one activity each, named like the action."""
+"""Partner actions: one typed activity per registry entry (domain/partner_actions.py).
+
+Each activity is named like its action, validates the journey's call into the action's
+request model (a bad request is non-retryable: the journey holds for an operator),
+calls the partner's adapter (`adapters/<partner>.py`, its `Client`, the entry's
+`method`), records the call on the patient's timeline and the partner's references.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import partner_errors
-from adapters.consent import ConsentClient
-from adapters.payer import PayerClient
-from adapters.pharmacy import PharmacyClient
 from domain.actions import PartnerCall
-from domain.partners import (
-    BenefitsRequest,
-    ConsentRequest,
-    PharmacyReferralRequest,
-    PriorAuthRequest,
+from domain.partner_actions import (
+    ACTIONS,
+    ENVELOPE,
+    REQUEST_INVALID,
+    PartnerAction,
+    correlation_fields,
 )
 from store.correlations import CorrelationRepository
 from store.timeline import TimelineEvent, TimelineRepository
 
-CORRELATION_IDS = ("pa_number", "rx_id", "request_id")
+CORRELATION_IDS = correlation_fields()
 
 
-def _base(call: PartnerCall) -> dict[str, Any]:
-    return {
-        "journey_ref": call.journey_ref,
-        "patient_ref": call.patient_ref,
-        "program": call.program,
-        "idempotency_key": call.idempotency_key,
-    }
+def typed_request(spec: PartnerAction, call: PartnerCall) -> BaseModel:
+    """The action's request model from the call; field names (never values) on failure."""
+    try:
+        return spec.request.model_validate(
+            {**call.fields, **call.model_dump(include=set(ENVELOPE))}
+        )
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "request" for e in exc.errors()})
+        raise ApplicationError(
+            f"{REQUEST_INVALID}: {spec.name} input(s) {', '.join(fields)} missing or invalid",
+            type=REQUEST_INVALID,
+            non_retryable=True,
+        ) from None
 
 
 class PartnerActivities:
     def __init__(
         self,
-        payer: PayerClient,
-        pharmacy: PharmacyClient,
-        consent: ConsentClient,
+        clients: dict[str, Any],
         timeline: TimelineRepository,
         correlations: CorrelationRepository,
     ) -> None:
-        self.payer = payer
-        self.pharmacy = pharmacy
-        self.consent = consent
+        self.clients = clients  # partner → adapter client
         self.timeline = timeline
         self.correlations = correlations
 
+    def activities(self) -> list[Callable[..., Any]]:
+        return [self._activity(spec) for spec in ACTIONS.values()]
+
+    def _activity(self, spec: PartnerAction) -> Callable[..., Any]:
+        perform = getattr(self.clients[spec.partner], spec.method)
+
+        @activity.defn(name=spec.name)
+        @partner_errors
+        async def run(call: PartnerCall) -> dict[str, Any]:
+            result = await perform(typed_request(spec, call))
+            return await self._done(call, spec.result.model_validate(result))
+
+        run.__name__ = spec.name.replace(".", "_")
+        return run
+
     async def _done(self, call: PartnerCall, result: BaseModel) -> dict[str, Any]:
         """Put the call on the patient's timeline (once per key) and answer the journey."""
-        answer = result.model_dump()
+        answer = result.model_dump(mode="json")
         ids = {k: str(v) for k, v in answer.items() if k in CORRELATION_IDS}
         outcome = answer.get("outcome") or ("pa required" if answer.get("pa_required") else "ok")
         note = TimelineEvent(
@@ -70,40 +93,3 @@ class PartnerActivities:
 
         await asyncio.to_thread(write)
         return answer
-
-    @activity.defn(name="consent.request")
-    @partner_errors
-    async def request_consent(self, call: PartnerCall) -> dict[str, Any]:
-        return await self._done(call, await self.consent.request(ConsentRequest(**_base(call))))
-
-    @activity.defn(name="payer.verify_benefits")
-    @partner_errors
-    async def verify_benefits(self, call: PartnerCall) -> dict[str, Any]:
-        request = BenefitsRequest(**_base(call), drug_code=str(call.fields["drug_code"]))
-        return await self._done(call, await self.payer.verify_benefits(request))
-
-    @activity.defn(name="payer.submit_prior_auth")
-    @partner_errors
-    async def submit_prior_auth(self, call: PartnerCall) -> dict[str, Any]:
-        request = PriorAuthRequest(**_base(call), drug_code=str(call.fields["drug_code"]))
-        return await self._done(call, await self.payer.submit_prior_auth(request))
-
-    @activity.defn(name="payer.submit_appeal")
-    @partner_errors
-    async def submit_appeal(self, call: PartnerCall) -> dict[str, Any]:
-        request = PriorAuthRequest(
-            **_base(call),
-            drug_code=str(call.fields["drug_code"]),
-            appeal_of=str(call.fields["appeal_of"]),
-        )
-        return await self._done(call, await self.payer.submit_prior_auth(request))
-
-    @activity.defn(name="pharmacy.refer")
-    @partner_errors
-    async def refer_to_pharmacy(self, call: PartnerCall) -> dict[str, Any]:
-        request = PharmacyReferralRequest(
-            **_base(call),
-            drug_code=str(call.fields["drug_code"]),
-            days_supply=int(call.fields["days_supply"]),
-        )
-        return await self._done(call, await self.pharmacy.refer(request))

@@ -74,3 +74,6 @@ class ConsentClient(PartnerClient):
                 PARTNER, response.status_code, "malformed response: no request_id"
             )
         return ConsentRequestResult(request_id=request_id)
+
+
+Client = ConsentClient  # what activities/ builds for partner 'consent'

@@ -509,3 +509,6 @@ __all__ = [
     "parse_notification",
     "parse_pas_response",
 ]
+
+
+Client = PayerClient  # what activities/ builds for partner 'payer'

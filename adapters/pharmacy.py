@@ -146,3 +146,6 @@ class PharmacyClient(PartnerClient):
 
 
 __all__ = ["PharmacyClient", "dispense_fill", "parse_callback"]
+
+
+Client = PharmacyClient  # what activities/ builds for partner 'pharmacy'

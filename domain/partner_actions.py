@@ -33,6 +33,9 @@ from domain.partners import (
 )
 
 ENVELOPE = frozenset(PartnerRequest.model_fields)
+# Failures that no template's on_error takes: the journey is held for an operator.
+PARTNER_UNAVAILABLE = "partner.unavailable"  # the partner stayed down past the retries
+REQUEST_INVALID = "request.invalid"  # the request could not be built from the inputs
 
 
 @dataclass(frozen=True)

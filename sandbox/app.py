@@ -1,5 +1,6 @@
-"""The partner sandbox: payer (FHIR / PAS), specialty pharmacy, e-consent, SMS (Twilio
-shaped) and email (SendGrid shaped), scriptable per patient and inspectable for tests.
+"""The partner sandbox: payer (FHIR / PAS), specialty pharmacy, e-consent, a copay-card
+program, SMS (Twilio shaped) and email (SendGrid shaped), scriptable per patient and
+inspectable for tests.
 
 Speaks HTTP only; imports nothing from Pitwall. See sandbox/README.md.
 """
@@ -23,7 +24,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox import payer as fhir
-from sandbox.scenario import Scenario
+from sandbox.scenario import SERVICES, Scenario
 from sandbox.state import (
     Callback,
     Received,
@@ -38,6 +39,11 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
+PLAN_TYPES = frozenset({"commercial", "medicare", "medicaid", "tricare", "va", "other_government"})
+COPAY_BIN = "610020"
+COPAY_PCN = "SBXCOPAY"
+COPAY_GROUP = "CPYSBX01"
+COPAY_REJECTIONS = {"cap_reached": "benefit_cap_reached", "not_enrolled": "not_enrolled"}
 
 Process = Callable[
     [Scenario], Awaitable[tuple[StoredResponse, dict[str, Any], Callable[[], None] | None]]
@@ -91,6 +97,7 @@ OUTAGE_BODIES: dict[str, Callable[[int], StoredResponse]] = {
     "email": lambda s: _sendgrid_error(s, "service temporarily unavailable"),
     "pharmacy": lambda s: _simple_error(s, "unavailable"),
     "consent": lambda s: _simple_error(s, "unavailable"),
+    "copay": lambda s: _simple_error(s, "unavailable"),
 }
 
 
@@ -472,6 +479,66 @@ def create_app(
             process=process,
         )
 
+    # ------------------------------------------------------------------ copay card
+
+    @app.post("/copay/enrollments")
+    async def copay_enrollment(request: Request) -> Response:
+        data = await _json_body(request)
+        patient_ref, journey_ref = _str(data, "patient_ref"), _str(data, "journey_ref")
+
+        async def process(sc: Scenario) -> tuple[StoredResponse, dict[str, Any], None]:
+            if data is None:
+                return _simple_error(400, "invalid_json"), {"rejected": 400}, None
+            copay_program, plan_type = data.get("copay_program"), data.get("plan_type")
+            for field, ok in (
+                ("patient_ref", patient_ref is not None),
+                ("copay_program", isinstance(copay_program, str) and bool(copay_program)),
+                ("plan_type", isinstance(plan_type, str) and plan_type in PLAN_TYPES),
+            ):
+                if not ok:
+                    return (
+                        _simple_error(
+                            400, "invalid_request", field, f"{field} is missing or invalid"
+                        ),
+                        {"rejected": 400, "field": field},
+                        None,
+                    )
+            enrollment_id = "ce_" + uuid.uuid4().hex[:12]
+            # Like the real programs: government plans are never eligible (anti-kickback),
+            # whatever the scenario says.
+            if plan_type != "commercial":
+                reason: str | None = "government_insurance"
+            else:
+                reason = COPAY_REJECTIONS.get(sc.copay)
+            summary: dict[str, Any] = {
+                "enrollment_id": enrollment_id,
+                "plan_type": plan_type,
+                "status": "rejected" if reason else "approved",
+            }
+            body: dict[str, Any] = {"enrollment_id": enrollment_id}
+            if reason is not None:
+                summary["reason"] = reason
+                body.update(status="rejected", reason=reason)
+                return _json(201, body), summary, None
+            card = {
+                "bin": COPAY_BIN,
+                "pcn": COPAY_PCN,
+                "group": COPAY_GROUP,
+                "member_id": "CM" + uuid.uuid4().hex[:10].upper(),
+                "annual_benefit_cap": sc.copay_annual_cap,
+            }
+            body.update(status="approved", card=card)
+            return _json(201, body), summary, None
+
+        return await handle(
+            request,
+            service="copay",
+            operation="enroll",
+            patient_ref=patient_ref,
+            journey_ref=journey_ref,
+            process=process,
+        )
+
     # ------------------------------------------------------------------ SMS (Twilio)
 
     def _basic_auth(request: Request) -> tuple[str, str] | None:
@@ -758,7 +825,7 @@ def create_app(
 
     @app.get("/_sandbox/health")
     async def health() -> dict[str, Any]:
-        return {"ok": True, "callback_url": state.callback_url}
+        return {"ok": True, "callback_url": state.callback_url, "services": list(SERVICES)}
 
     @app.put("/_sandbox/scenarios/{patient_ref}")
     async def put_scenario(patient_ref: str, scenario: Scenario) -> dict[str, Any]:

@@ -6,8 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Service = Literal["payer", "pharmacy", "sms", "email", "consent"]
-SERVICES: tuple[str, ...] = ("payer", "pharmacy", "sms", "email", "consent")
+Service = Literal["payer", "pharmacy", "consent", "copay", "sms", "email"]
+# Every partner service the sandbox serves, in this order (`/_sandbox/health` lists them).
+SERVICES: tuple[str, ...] = ("payer", "pharmacy", "consent", "copay", "sms", "email")
 
 PaScenario = Literal[
     "approve", "deny", "pend_approve", "pend_deny", "deny_appeal_approve", "deny_appeal_deny"
@@ -60,6 +61,9 @@ class Scenario(BaseModel):
     # consent
     consent: Literal["sign", "decline", "never"] = "sign"
     consent_after_seconds: float = Field(0.5, ge=0)
+    # copay card: a non-commercial plan_type is always rejected government_insurance
+    copay: Literal["approve", "cap_reached", "not_enrolled"] = "approve"
+    copay_annual_cap: float = Field(15000.0, gt=0)
     # pharmacy: filled at fill_after, shipped ship_after later, delivered deliver_after later
     fill_after_seconds: float = Field(0.0, ge=0)
     ship_after_seconds: float = Field(1.0, ge=0)

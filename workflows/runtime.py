@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
 from domain.journey import Frame, JourneyState
+from domain.partner_actions import PARTNER_UNAVAILABLE, REQUEST_INVALID
 from domain.partners import PartnerEvent
 
 
@@ -39,10 +40,7 @@ class SwitchRun(Exception):  # noqa: N818 (a control-flow signal, not an error)
         self.frames = frames
 
 
-# The error type a partner action fails with when the partner stayed down past the
-# retry limit; never routed to a template's on_error, always held for an operator.
-PARTNER_UNAVAILABLE = "partner.unavailable"
-REQUEST_INVALID = "request.invalid"
+__all__ = ["PARTNER_UNAVAILABLE", "REQUEST_INVALID"]
 
 
 class JourneyRuntime(Protocol):

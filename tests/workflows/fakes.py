@@ -1,4 +1,10 @@
-"""Scripted activities for workflow tests (one layer: the journey logic, not partners)."""
+"""Scripted partners for workflow tests (one layer: the journey logic, not partners).
+
+Derived from the partner-action registry: one fake activity per action, which builds the
+action's typed request from the call exactly as the real activity does (so a template
+that sends a bad request fails here too) and checks each scripted answer against the
+action's result model.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +14,34 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.partners import typed_request
 from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
+from domain.partner_actions import ACTIONS, PartnerAction
 from domain.timeline import TimelineNote
+
+Answer = dict[str, Any] | Exception | Callable[[PartnerCall], dict[str, Any]]
 
 
 class ScriptedPartners:
     """Answers per action; records every call (with its idempotency key)."""
 
-    def __init__(self, answers: dict[str, dict[str, Any] | Exception]) -> None:
+    def __init__(self, answers: dict[str, Answer]) -> None:
         self.answers = answers
         self.calls: list[PartnerCall] = []
         self.messages: list[OutboundMessage] = []
         self.timeline: list[TimelineNote] = []
 
     def activities(self) -> list[Callable[..., Any]]:
-        def make(name: str) -> Callable[..., Any]:
-            @activity.defn(name=name)
+        def make(spec: PartnerAction) -> Callable[..., Any]:
+            @activity.defn(name=spec.name)
             async def run(call: PartnerCall) -> dict[str, Any]:
                 self.calls.append(call)
-                answer = self.answers[name]
+                typed_request(spec, call)
+                answer = self.answers[spec.name]
                 if isinstance(answer, Exception):
                     raise answer
-                return answer
+                result = answer(call) if callable(answer) else answer
+                return spec.result.model_validate(result).model_dump(mode="json")
 
             return run
 
@@ -45,15 +57,13 @@ class ScriptedPartners:
             self.timeline.extend(fresh)
             return len(fresh)
 
-        names = [
-            "consent.request",
-            "payer.verify_benefits",
-            "payer.submit_prior_auth",
-            "payer.submit_appeal",
-            "pharmacy.refer",
-        ]
-        return [*(make(n) for n in names), send, record]
+        return [*(make(spec) for spec in ACTIONS.values()), send, record]
 
 
 def rejected(code: str) -> ApplicationError:
     return ApplicationError("partner rejected the request", type=code, non_retryable=True)
+
+
+def unavailable() -> ApplicationError:
+    """A partner outage, as the real activity raises it (retryable)."""
+    return ApplicationError("partner unavailable (503)", type="partner.unavailable")

@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import datetime, timedelta
 
 import pytest
-import yaml
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from client import JourneyClient
 from client.journeys import ControlRejected, JourneyClosed, JourneyNotFound
 from domain.journey import JourneyState
-from domain.partners import PartnerEvent
-from domain.template import JourneyTemplate
-from tests.workflows.fakes import ScriptedPartners, rejected
-from workflows.journey import TherapyJourney
+from domain.template_loader import get_template
+from tests.workflows.conftest import Harness, HarnessFactory
+from tests.workflows.fakes import rejected
 
-HISTORIES = Path(__file__).parent / "histories"
-TEMPLATE = JourneyTemplate.model_validate(
-    yaml.safe_load((Path(__file__).parents[2] / "templates" / "specialty_start.yaml").read_text())
-)
+TEMPLATE = get_template("specialty_start")
 
 APPROVING = {
     "consent.request": {"request_id": "CR-1"},
@@ -36,92 +24,6 @@ APPROVING = {
     "payer.submit_appeal": {"pa_number": "PA-2", "outcome": "pended"},
     "pharmacy.refer": {"rx_id": "RX-1"},
 }
-
-
-class Harness:
-    def __init__(self, env: WorkflowEnvironment, partners: ScriptedPartners, queue: str) -> None:
-        self.env = env
-        self.partners = partners
-        self.journeys = JourneyClient(env.client, queue)
-
-    async def start(self, **kwargs: Any) -> str:
-        ack = await self.journeys.start(
-            TEMPLATE, patient_ref=f"pt-x{uuid.uuid4().hex[:10]}", program="demo", **kwargs
-        )
-        return ack.journey_id
-
-    async def state(self, journey_id: str) -> JourneyState:
-        return await self.journeys.state(journey_id)
-
-    async def reaches(self, journey_id: str, step: str, within: float = 15.0) -> JourneyState:
-        """Wait until the journey is waiting in `step` (or sitting on it)."""
-        deadline = time.monotonic() + within
-        while True:
-            state = await self.state(journey_id)
-            if state.current_step == step and (state.pending_wait or state.next_due_at):
-                return state
-            if time.monotonic() > deadline:
-                raise AssertionError(f"journey never reached {step}: at {state.current_step}")
-            await asyncio.sleep(0.1)
-
-    async def noted(self, kind: str, within: float = 10.0) -> None:
-        """Until the journey's timeline writer has recorded a note of this kind."""
-        deadline = time.monotonic() + within
-        while not any(n.type == kind for n in self.partners.timeline):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {kind} on the timeline")
-            await asyncio.sleep(0.05)
-
-    async def send(self, journey_id: str, type_: str, key: str, event_id: str | None = None,
-                   **data: Any) -> None:  # fmt: skip
-        await self.journeys.signal_event(
-            journey_id,
-            PartnerEvent(
-                event_id=event_id or uuid.uuid4().hex,
-                type=type_,
-                correlation_key=key,
-                occurred_at=datetime.now(UTC),
-                data=data,
-            ),
-        )
-
-    async def fast_forward(self, journey_id: str, days: float) -> None:
-        handle = self.journeys.handle(journey_id)
-        await self.env.fast_forward(handle, timedelta(days=days))
-
-    async def finish(self, journey_id: str, record_as: str | None = None) -> JourneyState:
-        await self.env.fast_forward(self.journeys.handle(journey_id))
-        state = await self.journeys.result(journey_id)
-        revision = os.environ.get("PITWALL_RECORD_HISTORIES")  # e.g. r3: names the goldens
-        if record_as and revision:
-            history = await self.journeys.handle(journey_id).fetch_history()
-            (HISTORIES / f"{revision}-{record_as}.json").write_text(history.to_json())
-        return state
-
-
-HarnessFactory = Callable[[dict[str, Any]], Awaitable[Harness]]
-
-
-@pytest.fixture
-async def harness(skipping_env: WorkflowEnvironment) -> AsyncIterator[HarnessFactory]:
-    workers: list[Worker] = []
-
-    async def make(answers: dict[str, Any]) -> Harness:
-        queue = f"test-{uuid.uuid4().hex[:8]}"
-        partners = ScriptedPartners(answers)
-        worker = Worker(
-            skipping_env.client,
-            task_queue=queue,
-            workflows=[TherapyJourney],
-            activities=partners.activities(),
-        )
-        workers.append(worker)
-        asyncio.get_running_loop().create_task(worker.run())
-        return Harness(skipping_env, partners, queue)
-
-    yield make
-    for worker in workers:
-        await worker.shutdown()
 
 
 def step_times(state: JourneyState, step_id: str) -> tuple[datetime, datetime]:
