@@ -24,9 +24,15 @@ from cli.templates import app as templates_app
 from cli.timeline import timeline as timeline_command
 from client.admin import ensure_search_attributes
 from client.journeys import JourneyClient, JourneyError, connect_temporal
+from domain.events import declared_event_types, did_you_mean
 from domain.journey import JourneyState
 from domain.partners import PartnerEvent
-from domain.template_loader import TemplateError, UnknownTemplate, get_template
+from domain.template_loader import (
+    TemplateError,
+    UnknownTemplate,
+    get_template,
+    load_template_versions,
+)
 from settings import Settings, get_settings
 
 app = typer.Typer(help="Pitwall: start, inspect and steer therapy journeys.", no_args_is_help=True)
@@ -124,6 +130,11 @@ def event(
     data: str = typer.Option("{}", help="Event data as JSON."),
 ) -> None:
     """Deliver an event to a journey (operators: complete a task, retry a step...)."""
+    templates = load_template_versions().values()
+    known = declared_event_types(e for t in templates for e in t.events)
+    if type not in known:
+        typer.echo(f"error: unknown event type{did_you_mean(type, known)}", err=True)
+        raise typer.Exit(2)
     try:
         payload = json.loads(data)
     except json.JSONDecodeError:

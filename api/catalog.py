@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from domain.events import declared_event_types
 from domain.template import JourneyTemplate
 from domain.template_loader import UnknownTemplate, load_template_versions
 
@@ -31,3 +32,7 @@ class TemplateCatalog:
         if wanted is None or (template_id, wanted) not in self.versions:
             raise UnknownTemplate(template_id, self.versions, version)
         return self.versions[(template_id, wanted)]
+
+    def event_types(self) -> set[str]:
+        """Built-in event types plus every program event a known template declares."""
+        return declared_event_types(e for t in self.versions.values() for e in t.events)

@@ -32,6 +32,7 @@ from api.schemas import (
     StartAck,
     StartJourney,
 )
+from domain.events import did_you_mean
 from domain.journey import PreferencesChange, check_pseudonym
 from domain.partners import PartnerEvent
 
@@ -146,10 +147,21 @@ async def get_journey(journey_id: JourneyId, journeys: Journeys) -> JourneyState
     responses=problems(404, 409, 422, *_TEMPORAL),
     dependencies=WRITE,
 )
-async def post_event(journey_id: JourneyId, body: JourneyEvent, journeys: Journeys) -> EventAck:
+async def post_event(
+    journey_id: JourneyId, body: JourneyEvent, journeys: Journeys, templates: Templates
+) -> EventAck:
+    known = templates.event_types()
+    if body.type not in known:
+        raise ApiProblem(
+            422, "invalid-request", "The request is not valid",
+            f"unknown event type{did_you_mean(body.type, known)}",
+            errors=[{"field": "body.type", "message": "not a declared event type",
+                     "type": "unknown_event_type"}],
+            known_event_types=sorted(known),
+        )  # fmt: skip
     event = PartnerEvent(
         event_id=body.event_id,
-        type=body.type.value,
+        type=body.type,
         correlation_key=body.correlation_key,
         journey_ref=journey_id,
         occurred_at=body.occurred_at or datetime.now(UTC),

@@ -66,9 +66,9 @@ async def get_template(
                 title=step.title,
                 stage=step.stage,
                 next=step.next,
-                targets=[t for t in step.targets() if t != step.next],
+                targets=[e.target for e in step.exits() if e.target and e.field != "next"],
             )
-            for step in template.steps
+            for step in template.all_steps()
         ],
         text=to_text(template),
         mermaid=to_mermaid(template),

@@ -25,6 +25,7 @@ STAGE = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 _PART = r"[A-Za-z0-9][A-Za-z0-9_-]{2,63}"
 JOURNEY_ID = rf"^journey/{_PART}/{_PART}(/{_PART})?$"
 EVENT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+EVENT_TYPE = r"^[a-z][a-z0-9_]{0,63}\.[a-z][a-z0-9_]{0,63}$"
 CORRELATION_KEY = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
 PAGE_TOKEN = r"^[A-Za-z0-9_-]{24,4096}$"
 
@@ -95,7 +96,8 @@ class StartJourney(_Strict):
 
 
 class JourneyEventType(StrEnum):
-    """Event types a journey understands (domain.partners.EventType plus operator.retry)."""
+    """The built-in event types (domain/events.py); templates may declare more
+    (`events:`), and the endpoint accepts every declared type."""
 
     CONSENT_SIGNED = "consent.signed"
     CONSENT_DECLINED = "consent.declined"
@@ -121,7 +123,12 @@ class JourneyEvent(_Strict):
         pattern=EVENT_ID, description="Your unique id for this event; a repeat is a duplicate.",
         examples=["crm-evt-000123"],
     )  # fmt: skip
-    type: JourneyEventType = Field(examples=["task.completed"])
+    type: str = Field(
+        pattern=EVENT_TYPE,
+        description="A built-in type (task.completed, operator.retry, a partner callback) or "
+        "one a template declares under `events:`.",
+        examples=["task.completed"],
+    )
     correlation_key: str = Field(
         pattern=CORRELATION_KEY,
         description="What the event answers: task id, PA number, Rx id, step id...",

@@ -226,7 +226,6 @@ class JourneyState(BaseModel):
         default_factory=Preferences, description="Contact preferences set by update."
     )
 
-
     def complete(self, record: StepRecord) -> None:
         self.completed_steps.append(record)
         self.steps_completed += 1

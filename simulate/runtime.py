@@ -23,7 +23,7 @@ from domain.journey import JourneyMemory, JourneyStart, JourneyState
 from domain.partners import PartnerEvent
 from workflows.inbox import EventInbox
 from workflows.interpreter import JourneyInterpreter
-from workflows.runtime import ActionFailed, JourneyCancelled, SwitchRun
+from workflows.runtime import JourneyCancelled, SwitchRun
 
 Answer = dict[str, Any] | Exception | Callable[[PartnerCall, "VirtualRuntime"], dict[str, Any]]
 
@@ -166,7 +166,9 @@ class VirtualRuntime:
                 upcoming.append(self._scheduled[0][0])
             if not upcoming:
                 task.cancel()
-                raise Stuck(f"journey waits for nothing that can come (at {self.state.current_step})")
+                raise Stuck(
+                    f"journey waits for nothing that can come (at {self.state.current_step})"
+                )
             self.clock = max(self.clock, min(upcoming))
         return task.result()
 

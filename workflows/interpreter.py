@@ -27,7 +27,7 @@ HANDLERS = load_handlers()
 DEFAULT_TIMEZONE = "America/New_York"
 
 
-class JourneyEnded(Exception):  # noqa: N818 (control flow: an exit step ran)
+class JourneyEnded(Exception):
     pass
 
 
@@ -79,7 +79,7 @@ class JourneyInterpreter:
             if frame is None and self.parallel_depth == 0 and self.rt.switch_due():
                 raise SwitchRun([Frame(step_id=step_id)])
             step = self.template.step(step_id)
-            target = await self.run_step(step, [frame, *inner] if inner else None, branch)
+            target = await self.run_step(step, [frame, *inner] if frame and inner else None, branch)
             if target == END:
                 raise JourneyEnded
             step_id = target or self.template.following(step_id)

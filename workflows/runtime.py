@@ -29,7 +29,7 @@ class ActionFailed(Exception):
         self.error_type = error_type
 
 
-class SwitchRun(Exception):  # noqa: N818 (a control-flow signal, not an error)
+class SwitchRun(Exception):
     """At a step boundary: the journey should go on in a fresh run (continue-as-new).
 
     `frames` says where, outermost first; each container step adds itself on the way out.

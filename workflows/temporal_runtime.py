@@ -20,6 +20,7 @@ from workflows import search_attributes as sa
 from workflows.inbox import EventInbox
 from workflows.runtime import PARTNER_UNAVAILABLE, ActionFailed, JourneyCancelled
 
+
 # Partner 5xx and timeouts retry with backoff (1 s doubling to 30 s) up to the
 # template's `partner_attempts`; then the journey is held for an operator. A rejection
 # (4xx, validation) is non-retryable and reaches the template's on_error.

@@ -47,7 +47,7 @@ def _discover() -> list[ModuleType]:
 
 
 _modules = _discover()
-Step = Annotated[  # type: ignore[misc]
+Step = Annotated[  # type: ignore[misc,assignment]
     Union[tuple(STEP_KINDS.values())],  # noqa: UP007
     Field(discriminator="kind"),
 ]

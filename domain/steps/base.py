@@ -89,6 +89,9 @@ class StepBase(BaseModel):
     # The expression root this kind's result lands under (`steps`, `events`, `loops`).
     writes: ClassVar[str | None] = None
 
+    if TYPE_CHECKING:
+        kind: str  # each kind declares it as a Literal (the union's discriminator)
+
     id: str = Field(pattern=STEP_ID, description="Unique within the template.")
     title: str = ""
     stage: str | None = Field(
@@ -98,7 +101,7 @@ class StepBase(BaseModel):
 
     @property
     def kind_name(self) -> str:
-        return str(getattr(self, "kind"))  # noqa: B009 (each kind declares its Literal)
+        return self.kind
 
     def onward(self, label: str = "") -> list[Exit]:
         """The ordinary way out: `next`, or the following step."""

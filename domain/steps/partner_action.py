@@ -75,13 +75,8 @@ class PartnerActionStep(StepBase):
                 problems.append((f"inputs.{name}", f"{self.action}: {name!r} {why}"))
         for name, required in wanted.items():
             if required and name not in self.inputs and name not in facts.parameters:
-                problems.append(
-                    (
-                        "inputs",
-                        f"{self.action} needs input {name!r}: give it in `inputs` "
-                        f"or as a template parameter",
-                    )  # fmt: skip
-                )
+                need = f"{self.action} needs input {name!r}: give it in `inputs` or as a parameter"
+                problems.append(("inputs", need))
         return problems
 
     def describe(self, show: Show) -> str:

@@ -130,7 +130,7 @@ def test_every_graph_problem_is_reported(write) -> None:
 def test_adherence_sms_may_be_long_but_email_needs_subject(write) -> None:
     long_text = 'text: "' + "x" * 200 + '"\n    purpose: adherence'
     ok = load_template(write(mutate('text: "Welcome to {program_name}."', long_text)))
-    assert len(ok.step("welcome").text) == 200  # type: ignore[union-attr]
+    assert len(ok.step("welcome").text) == 200  # type: ignore[attr-defined]
     with pytest.raises(TemplateError, match=r"step 'welcome' \(steps\[3\]\): an email .*subject"):
         load_template(write(mutate("channel: sms", "channel: email")))
 
@@ -169,7 +169,7 @@ def test_two_versions_load_and_latest_wins(write, tmp_path) -> None:
     assert set(load_template_versions(tmp_path)) == {("mini", 1), ("mini", 2)}
     assert load_templates(tmp_path)["mini"].version == 2
     assert get_template("mini", tmp_path).version == 2
-    assert get_template("mini", tmp_path, version=1).step("followup").sla == "2d"  # type: ignore[union-attr]
+    assert get_template("mini", tmp_path, version=1).step("followup").sla == "2d"  # type: ignore[attr-defined]
 
 
 def test_same_id_and_version_in_two_files_is_an_error(write, tmp_path) -> None:

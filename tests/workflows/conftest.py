@@ -33,7 +33,7 @@ from domain.journey import JourneyState
 from domain.partners import PartnerEvent
 from domain.template import JourneyTemplate
 from domain.template_loader import get_template
-from tests.workflows.fakes import Answer, ScriptedPartners
+from tests.workflows.fakes import ScriptedPartners
 from workflows.journey import TherapyJourney
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -139,7 +139,7 @@ class Harness:
 class HarnessFactory(Protocol):
     def __call__(
         self,
-        answers: dict[str, Answer],
+        answers: dict[str, Any],
         template: str | JourneyTemplate = ...,
         env: WorkflowEnvironment | None = ...,
     ) -> Awaitable[Harness]: ...
@@ -150,7 +150,7 @@ async def journey_harness(skipping_env: WorkflowEnvironment) -> AsyncIterator[Ha
     workers: list[Worker] = []
 
     async def make(
-        answers: dict[str, Answer],
+        answers: dict[str, Any],
         template: str | JourneyTemplate = "specialty_start",
         env: WorkflowEnvironment | None = None,
     ) -> Harness:

@@ -25,7 +25,7 @@ Answer = dict[str, Any] | Exception | Callable[[PartnerCall], dict[str, Any]]
 class ScriptedPartners:
     """Answers per action; records every call (with its idempotency key)."""
 
-    def __init__(self, answers: dict[str, Answer]) -> None:
+    def __init__(self, answers: dict[str, Any]) -> None:
         self.answers = answers
         self.calls: list[PartnerCall] = []
         self.messages: list[OutboundMessage] = []

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 
 @handles("parallel")
-async def parallel(j: JourneyInterpreter, step: ParallelStep, resume: list[Frame] | None) -> Outcome:
+async def parallel(
+    j: JourneyInterpreter, step: ParallelStep, resume: list[Frame] | None
+) -> Outcome:
     finished: list[str] = []
     changed = asyncio.Event()
 
