@@ -118,3 +118,6 @@ class CopayClient(PartnerClient):
 
 
 __all__ = ["CopayClient", "parse_enrollment"]
+
+
+Client = CopayClient  # what activities/ builds for partner 'copay'

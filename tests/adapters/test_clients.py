@@ -175,7 +175,9 @@ async def test_pharmacy_referral_and_consent_request(
 async def test_pharmacy_invalid_referral_is_rejected(sandbox_url: str, patient: str) -> None:
     client = PharmacyClient(sandbox_url)
     with pytest.raises(PartnerRejected) as info:
-        await client.refer(PharmacyReferralRequest(**base(patient, drug_code="1", days_supply=0)))
+        # Our model refuses 0 too; built unchecked here to prove the partner refuses it.
+        bad = PharmacyReferralRequest.model_construct(**base(patient, drug_code="1", days_supply=0))
+        await client.refer(bad)
     await client.aclose()
     assert info.value.code == "pharmacy.invalid_request"
     assert "days_supply" in info.value.detail
