@@ -71,10 +71,13 @@ class VirtualRuntime:
             MessageOutcome(status="sent", message_id=f"SM{len(self.messages)}")
         )
         self._waiters: list[_Waiter] = []
-        self._scheduled: list[tuple[datetime, int, PartnerEvent]] = []
+        self._scheduled: list[tuple[datetime, int, PartnerEvent | Callable[[], None]]] = []
         self._order = itertools.count()
         self._ticks = 0
         self._boundaries = 0
+        # Called when the journey waits for nothing scheduled (an operator's turn, say);
+        # it may deliver events and answers True to go on, else the journey is Stuck.
+        self.on_idle: Callable[[VirtualRuntime], bool] | None = None
 
     # -- the JourneyRuntime interface ----------------------------------------------
     def now(self) -> datetime:
@@ -138,6 +141,10 @@ class VirtualRuntime:
         """An event arrives at `at` (journey time; default now), as a signal would."""
         heapq.heappush(self._scheduled, (at or self.clock, next(self._order), event))
 
+    def later(self, at: datetime, action: Callable[[], None]) -> None:
+        """Do something at a journey time (an operator pausing, cancelling...)."""
+        heapq.heappush(self._scheduled, (at, next(self._order), action))
+
     def receive(self, event: PartnerEvent) -> bool:
         return self.inbox.receive(event, self.state, self.clock)
 
@@ -164,6 +171,8 @@ class VirtualRuntime:
             upcoming = [w.deadline for w in self._waiters if w.deadline is not None]
             if self._scheduled:
                 upcoming.append(self._scheduled[0][0])
+            if not upcoming and self.on_idle is not None and self.on_idle(self):
+                continue
             if not upcoming:
                 task.cancel()
                 raise Stuck(
@@ -183,8 +192,11 @@ class VirtualRuntime:
 
     def _deliver_due(self) -> None:
         while self._scheduled and self._scheduled[0][0] <= self.clock:
-            _, _, event = heapq.heappop(self._scheduled)
-            self.receive(event)
+            _, _, item = heapq.heappop(self._scheduled)
+            if isinstance(item, PartnerEvent):
+                self.receive(item)
+            else:
+                item()
 
     def _wake(self) -> bool:
         woke = False

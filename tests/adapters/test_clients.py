@@ -176,7 +176,8 @@ async def test_pharmacy_invalid_referral_is_rejected(sandbox_url: str, patient: 
     client = PharmacyClient(sandbox_url)
     with pytest.raises(PartnerRejected) as info:
         # Our model refuses 0 too; built unchecked here to prove the partner refuses it.
-        bad = PharmacyReferralRequest.model_construct(**base(patient, drug_code="1", days_supply=0))
+        fields = base(patient, drug_code="1", days_supply=0)
+        bad = PharmacyReferralRequest.model_construct(**fields)  # type: ignore[arg-type]
         await client.refer(bad)
     await client.aclose()
     assert info.value.code == "pharmacy.invalid_request"

@@ -73,7 +73,9 @@ def test_show_version_and_dir(write, tmp_path) -> None:
 def test_show_unknown_id_exits_2_without_traceback() -> None:
     result = runner.invoke(app, ["show", "nope"])
     assert result.exit_code == 2
-    assert result.stderr.strip() == "error: unknown template 'nope'; known: specialty_start"
+    assert result.stderr.strip() == (
+        "error: unknown template 'nope'; known: nurse_onboarding, specialty_start"
+    )
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
 

@@ -140,7 +140,8 @@ async def test_cli_starts_and_refuses_a_busy_port(tmp_path: Path) -> None:
                     break
                 except httpx.TransportError:
                     await asyncio.sleep(0.1)
-        assert health["ok"] is True and health["callback_url"] == "http://127.0.0.1:1"
+        assert health is not None and health["ok"] is True
+        assert health["callback_url"] == "http://127.0.0.1:1"
 
         second = await asyncio.create_subprocess_exec(
             *cmd, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
