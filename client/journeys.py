@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -72,20 +73,41 @@ class ControlRejected(JourneyError):
         self.error_type = error_type
 
 
-async def _guarded(journey_id: str, call: Awaitable[T]) -> T:
+# A journey that continues as new closes one run and opens the next; a call that lands
+# on the closing run is tried again on the new one, this many times.
+SWITCH_RETRIES = 10
+
+
+async def _guarded(
+    journey_id: str, call: Callable[[], Awaitable[T]], temporal: Client | None = None
+) -> T:
     """Translate Temporal's errors into the journey's own, without patient data."""
-    try:
-        return await call
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        error_type = cause.type if isinstance(cause, ApplicationError) else None
-        raise ControlRejected(str(cause) if cause else str(err), error_type) from err
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND and "completed" not in err.message:
-            raise JourneyNotFound(f"no journey {journey_id}") from err
-        if "completed" in err.message or err.status == RPCStatusCode.FAILED_PRECONDITION:
-            raise JourneyClosed(f"journey {journey_id} has finished") from err
-        raise
+    for attempt in range(SWITCH_RETRIES + 1):
+        try:
+            return await call()
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            error_type = cause.type if isinstance(cause, ApplicationError) else None
+            raise ControlRejected(str(cause) if cause else str(err), error_type) from err
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND and "completed" not in err.message:
+                raise JourneyNotFound(f"no journey {journey_id}") from err
+            if "completed" in err.message or err.status == RPCStatusCode.FAILED_PRECONDITION:
+                if attempt < SWITCH_RETRIES and await _continued(temporal, journey_id):
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                    continue
+                raise JourneyClosed(f"journey {journey_id} has finished") from err
+            raise
+    raise AssertionError("unreachable")
+
+
+async def _continued(temporal: Client | None, journey_id: str) -> bool:
+    """Did the run we reached close by continuing as new (so a newer run exists)?"""
+    if temporal is None:
+        return False
+    description = await temporal.get_workflow_handle(journey_id).describe()
+    closed_by_switch = description.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+    return closed_by_switch or description.status == WorkflowExecutionStatus.RUNNING
 
 
 class JourneyClient:
@@ -200,49 +222,45 @@ class JourneyClient:
         return self.temporal.get_workflow_handle(journey_id)
 
     async def state(self, journey_id: str) -> JourneyState:
-        return await _guarded(
-            journey_id, self.handle(journey_id).query(TherapyJourney.journey_state)
-        )
+        return await self._guarded(journey_id, lambda h: h.query(TherapyJourney.journey_state))
 
     async def send_event(self, journey_id: str, event: PartnerEvent) -> EventAck:
-        return await _guarded(
-            journey_id, self.handle(journey_id).execute_update(TherapyJourney.deliver_event, event)
+        return await self._guarded(
+            journey_id, lambda h: h.execute_update(TherapyJourney.deliver_event, event)
         )
 
     async def signal_event(self, journey_id: str, event: PartnerEvent) -> None:
-        await _guarded(journey_id, self.handle(journey_id).signal(TherapyJourney.event, event))
+        await self._guarded(journey_id, lambda h: h.signal(TherapyJourney.event, event))
 
     async def pause(self, journey_id: str, reason: str = "") -> JourneyState:
-        return await _guarded(
+        return await self._guarded(
             journey_id,
-            self.handle(journey_id).execute_update(
-                TherapyJourney.pause, ControlRequest(reason=reason)
-            ),
+            lambda h: h.execute_update(TherapyJourney.pause, ControlRequest(reason=reason)),
         )
 
     async def resume(self, journey_id: str, reason: str = "") -> JourneyState:
-        return await _guarded(
+        return await self._guarded(
             journey_id,
-            self.handle(journey_id).execute_update(
-                TherapyJourney.resume, ControlRequest(reason=reason)
-            ),
+            lambda h: h.execute_update(TherapyJourney.resume, ControlRequest(reason=reason)),
         )
 
     async def cancel(self, journey_id: str, reason: str = "") -> JourneyState:
-        return await _guarded(
+        return await self._guarded(
             journey_id,
-            self.handle(journey_id).execute_update(
-                TherapyJourney.cancel, ControlRequest(reason=reason)
-            ),
+            lambda h: h.execute_update(TherapyJourney.cancel, ControlRequest(reason=reason)),
         )
 
     async def set_preferences(self, journey_id: str, change: PreferencesChange) -> JourneyState:
         """Change contact preferences; the workflow's validator rejects bad values
         (ControlRejected, error_type InvalidPreferences) before they reach history."""
-        return await _guarded(
-            journey_id,
-            self.handle(journey_id).execute_update(TherapyJourney.set_preferences, change),
+        return await self._guarded(
+            journey_id, lambda h: h.execute_update(TherapyJourney.set_preferences, change)
         )
+
+    async def _guarded(
+        self, journey_id: str, call: Callable[[WorkflowHandle[Any, Any]], Awaitable[T]]
+    ) -> T:
+        return await _guarded(journey_id, lambda: call(self.handle(journey_id)), self.temporal)
 
     async def find(
         self,

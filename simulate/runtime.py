@@ -20,6 +20,7 @@ from typing import Any
 
 from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
 from domain.journey import JourneyMemory, JourneyStart, JourneyState
+from domain.partner_actions import ACTIONS
 from domain.partners import PartnerEvent
 from workflows.inbox import EventInbox
 from workflows.interpreter import JourneyInterpreter
@@ -106,7 +107,8 @@ class VirtualRuntime:
             raise answer
         result = answer(call, self) if callable(answer) else answer
         await asyncio.sleep(0)
-        return dict(result)
+        # As the real activity answers: the action's result model, as JSON.
+        return ACTIONS[call.action].result.model_validate(result).model_dump(mode="json")
 
     async def send_message(self, message: OutboundMessage) -> MessageOutcome:
         self._ticks += 1

@@ -39,3 +39,24 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     async with env:
         yield env
+
+
+# Temporal suggests continue-as-new after this many history events (default ~10k), so the
+# long-journey tests cross many run boundaries in seconds, as the SDK's own tests do.
+SUGGEST_CONTINUE_AS_NEW_AFTER = 200
+
+
+@pytest.fixture(scope="session")
+async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Dev server that suggests continue-as-new after SUGGEST_CONTINUE_AS_NEW_AFTER events."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path(),
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER}",
+        ],
+        search_attributes=sa.ALL,
+        data_converter=pydantic_data_converter,
+    )
+    async with env:
+        yield env

@@ -1,0 +1,63 @@
+"""Templates other than specialty_start on the real dev server, through the shared
+harness (tests/workflows/conftest.py), and partner outages past the retry limit."""
+
+from __future__ import annotations
+
+from domain.events import OPERATOR_RETRY
+from domain.template_loader import get_template
+from tests.workflows.conftest import HarnessFactory
+from tests.workflows.fakes import unavailable
+
+SPECIALTY = {
+    "consent.request": {"request_id": "CR-1"},
+    "payer.verify_benefits": {"coverage_active": True, "pa_required": False},
+    "payer.submit_prior_auth": {"pa_number": "PA-1", "outcome": "approved"},
+    "payer.submit_appeal": {"pa_number": "PA-2", "outcome": "pended"},
+    "pharmacy.refer": {"rx_id": "RX-1"},
+}
+
+
+async def test_nurse_onboarding_waits_for_its_declared_program_event(
+    journey_harness: HarnessFactory,
+) -> None:
+    h = await journey_harness({}, template="nurse_onboarding")
+    jid = await h.start(patient_ref="pt-nurse01")
+    task = await h.reaches(jid, "schedule_training")
+    assert task.stage == "ONBOARDING" and task.tasks[0].role == "nurse_educator"
+    await h.send(jid, "task.completed", "schedule_training-1")
+    waiting = await h.reaches(jid, "first_dose")
+    assert waiting.pending_wait is not None
+    assert waiting.pending_wait.event_types == ["patient.first_dose_confirmed"]
+    assert waiting.pending_wait.correlation_key == "schedule_training-pt-nurse01"
+
+    await h.fast_forward(jid, days=7.1)  # late: a nurse calls
+    followup = await h.reaches(jid, "dose_followup")
+    await h.send(jid, "task.completed", followup.tasks[-1].task_id)
+    await h.reaches(jid, "first_dose")
+    await h.send(jid, "patient.first_dose_confirmed", "schedule_training-pt-nurse01")
+    state = await h.finish(jid)
+    assert (state.status, state.outcome_reason) == ("completed", "onboarded")
+    assert state.stage == "ONBOARDED"
+    assert [m.step_id for m in h.partners.messages] == ["on_therapy"]
+    assert state.visits["first_dose"] == 2
+
+
+async def test_a_partner_down_past_the_retry_limit_holds_the_journey_then_goes_on(
+    journey_harness: HarnessFactory,
+) -> None:
+    template = get_template("specialty_start").model_copy(update={"partner_attempts": 2})
+    h = await journey_harness({**SPECIALTY, "consent.request": unavailable()}, template=template)
+    jid = await h.start()
+    held = await h.until(jid, lambda s: s.needs_attention)
+    assert held.attention_reason == (
+        "consent_request: partner.unavailable: partner unavailable (503)"
+    )
+    assert held.pending_wait is not None and held.pending_wait.event_types == [OPERATOR_RETRY]
+    tries = [c.idempotency_key for c in h.partners.calls]
+    assert len(tries) == 2 and len(set(tries)) == 1  # retried up to the limit, then held
+
+    h.partners.answers["consent.request"] = SPECIALTY["consent.request"]
+    await h.send(jid, OPERATOR_RETRY, "consent_request")
+    await h.reaches(jid, "consent")
+    assert h.partners.calls[-1].idempotency_key == tries[0]  # the same request again
+    assert not (await h.state(jid)).needs_attention
