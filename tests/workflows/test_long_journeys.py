@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ async def test_events_survive_the_switch_applied_once_and_deduplicated_across_it
         before = await h.state(jid)
         ack = await h.journeys.send_event(jid, checkin(k))
         assert ack.accepted, k
-        after = await h.until(jid, lambda s, k=k: consumed(s, k))
+        after = await h.until(jid, partial(consumed, k=k))
         if k and after.status == "running":
             # The previous check-in again: delivered before, repeated now, maybe after a
             # boundary in between. Still a duplicate, and changes nothing.
