@@ -4,9 +4,10 @@ A change to workflow or interpreter code that breaks one of these would break ru
 journeys: guard it with `workflow.patched(...)` instead. Record new goldens after a
 workflow change with `PITWALL_RECORD_HISTORIES=r4 .venv/bin/pytest tests/workflows`
 (test_journey.py and test_long_journeys.py record them; r4 is the next revision name;
-keep the old files: they stand for journeys still running on the old code). r1: before the timeline; r2: with the timeline writer (patch timeline-v1);
-r3: a journey that continues as new (patch continue-as-new-v1): its first run, ending in
-the switch, and its second run, starting from the memory the first handed over.
+keep the old files: they stand for journeys still running on the old code).
+r1: before the timeline; r2: with the timeline writer (patch timeline-v1); r3: a journey
+that continues as new (patch continue-as-new-v1): its first run, ending in the switch,
+and its second run, starting from the memory the first handed over.
 """
 
 from __future__ import annotations
