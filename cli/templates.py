@@ -134,3 +134,12 @@ def _expand(paths: list[Path]) -> list[Path]:
         else:
             raise TemplateError(path, ["no such file or directory"])
     return files
+
+
+@app.command()
+def reference() -> None:
+    """Print the template reference (Markdown, for the README): step kinds, partner
+    actions and built-in event types, from what the code declares."""
+    from domain.template_reference import reference as render
+
+    typer.echo(render())

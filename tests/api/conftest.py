@@ -32,6 +32,7 @@ from temporalio.worker import Worker
 
 from api.app import create_app
 from client.journeys import JourneyClient
+from domain.template_loader import load_templates
 from settings import Settings, StackSettings, TemporalSettings
 from store import Store
 from store.testing import postgres_test_url, throwaway_schema
@@ -40,6 +41,7 @@ from workflows.journey import TherapyJourney
 
 PROGRAM = "api-program"
 TEMPLATE = "specialty_start"
+KNOWN_TEMPLATES = sorted(load_templates())  # what the API lists: every template in templates/
 # Journeys wait for consent (a week of journey time) after their first partner call.
 ANSWERS: dict[str, dict[str, Any] | Exception] = {
     "consent.request": {"request_id": "CR-1"},

@@ -26,6 +26,7 @@ from client.http import Forbidden, PitwallHttpClient, Unauthenticated
 from settings import ReceiverSettings
 from store.patients import PatientDetails
 from tests.api.conftest import (
+    KNOWN_TEMPLATES,
     PROGRAM,
     TEMPLATE,
     ApiStack,
@@ -208,7 +209,7 @@ async def test_http_client_raises_unauthenticated_and_forbidden(api: ApiStack) -
     async with PitwallHttpClient(
         "http://api", api_key=api.key("journeys:read"), transport=transport
     ) as reader:
-        assert [t.id for t in await reader.templates()] == [TEMPLATE]
+        assert [t.id for t in await reader.templates()] == KNOWN_TEMPLATES
         with pytest.raises(Forbidden) as refused:
             await reader.start(TEMPLATE, patient_ref=new_patient(), program=PROGRAM)
     assert refused.value.required_scope == "journeys:write"

@@ -16,6 +16,7 @@ from client.models import JourneyFilter
 from domain.journey import PreferencesChange, QuietHours
 from domain.template_loader import get_template
 from tests.api.conftest import (
+    KNOWN_TEMPLATES,
     PROGRAM,
     TEMPLATE,
     ApiStack,
@@ -72,7 +73,7 @@ async def test_async_http_client_round_trip(api: ApiStack) -> None:
         assert await eventually(listed) == [ack.journey_id]
 
         templates = await pitwall.templates()
-        assert [t.id for t in templates] == [TEMPLATE]
+        assert [t.id for t in templates] == KNOWN_TEMPLATES
         assert (await pitwall.template(TEMPLATE)).mermaid.startswith("flowchart")
 
         with pytest.raises(NotFound):

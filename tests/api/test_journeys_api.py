@@ -15,6 +15,7 @@ from temporalio.api.enums.v1 import EventType
 from api.app import create_app
 from api.deps import journey_client
 from tests.api.conftest import (
+    KNOWN_TEMPLATES,
     PROGRAM,
     TEMPLATE,
     ApiStack,
@@ -107,7 +108,7 @@ async def test_unknown_template_is_422_with_the_known_ids(api: ApiStack) -> None
         "/v1/journeys", json={**start_body(new_patient()), "template": "no_such_template"}
     )
     body = assert_problem(response, 422, "unknown-template")
-    assert body["known_templates"] == [TEMPLATE]
+    assert body["known_templates"] == KNOWN_TEMPLATES
 
 
 async def test_unknown_template_version_and_parameter_are_422(api: ApiStack) -> None:
@@ -337,7 +338,7 @@ async def test_invalid_preferences_are_422_and_never_reach_history(api: ApiStack
 async def test_templates_list_and_detail(api: ApiStack) -> None:
     listing = await api.http.get("/v1/templates")
     assert listing.status_code == 200
-    assert [t["id"] for t in listing.json()] == [TEMPLATE]
+    assert [t["id"] for t in listing.json()] == KNOWN_TEMPLATES
     detail = await api.http.get(f"/v1/templates/{TEMPLATE}", params={"version": 1})
     assert detail.status_code == 200
     template = detail.json()
@@ -345,7 +346,7 @@ async def test_templates_list_and_detail(api: ApiStack) -> None:
     assert template["steps"][0]["id"] == "consent_request"
     assert template["mermaid"].startswith("flowchart")
     missing = await api.http.get("/v1/templates/no_such_template")
-    assert assert_problem(missing, 404, "template-not-found")["known_templates"] == [TEMPLATE]
+    assert assert_problem(missing, 404, "template-not-found")["known_templates"] == KNOWN_TEMPLATES
     assert_problem(await api.http.get(f"/v1/templates/{TEMPLATE}?version=7"), 404,
                    "template-not-found")  # fmt: skip
 
