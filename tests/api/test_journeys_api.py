@@ -258,6 +258,20 @@ async def test_unknown_event_type_is_422(api: ApiStack) -> None:
     )
     body = assert_problem(response, 422, "invalid-request")
     assert body["errors"][0]["field"] == "body.type"
+    assert body["detail"] == "unknown event type; did you mean 'pharmacy.delivered'?"
+    assert "pharmacy.shipped" in body["known_event_types"]
+
+
+async def test_a_program_event_a_template_declares_is_accepted(api: ApiStack) -> None:
+    journey_id = await api.start()
+    declared = {"event_id": "dose-1", "type": "patient.first_dose_confirmed",
+                "correlation_key": "schedule_training-pt-x"}  # fmt: skip
+    accepted = await api.http.post(f"/v1/journeys/{journey_id}/events", json=declared)
+    assert accepted.status_code == 202 and accepted.json()["accepted"] is True
+    typo = {**declared, "event_id": "dose-2", "type": "patient.first_dose_confirmd"}
+    refused = await api.http.post(f"/v1/journeys/{journey_id}/events", json=typo)
+    body = assert_problem(refused, 422, "invalid-request")
+    assert body["detail"].endswith("did you mean 'patient.first_dose_confirmed'?")
 
 
 async def test_pause_twice_is_409_and_resume_continues(api: ApiStack) -> None:

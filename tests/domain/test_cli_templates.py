@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 from cli.templates import app
@@ -84,3 +86,14 @@ def test_show_unknown_version_exits_2() -> None:
     result = runner.invoke(app, ["show", "specialty_start", "--version", "9"])
     assert result.exit_code == 2
     assert "has no version 9; known versions: 1" in result.stderr
+
+
+def test_readme_template_reference_is_what_the_code_declares() -> None:
+    from domain.template_reference import reference
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    between = readme.split("<!-- reference:start -->")[1].split("<!-- reference:end -->")[0]
+    assert between.strip() == reference().strip(), "run: starter.py templates reference"
+    result = runner.invoke(app, ["reference"])
+    assert result.exit_code == 0 and "`copay.enroll`" in result.stdout
+    assert "`parallel`" in result.stdout and "`repeat`" in result.stdout
