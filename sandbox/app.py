@@ -112,6 +112,17 @@ class InboundSms(BaseModel):
     url: str | None = None
 
 
+def _invalid_field(
+    *checks: tuple[str, bool],
+) -> tuple[StoredResponse, dict[str, Any], None] | None:
+    """The 400 answer for the first field that fails its check, or None."""
+    for field, ok in checks:
+        if not ok:
+            error = _simple_error(400, "invalid_request", field, f"{field} is missing or invalid")
+            return error, {"rejected": 400, "field": field}, None
+    return None
+
+
 def _with_password(url: str, password: str) -> str:
     """The inbound-SMS webhook URL as configured at Twilio: credentials embedded."""
     if not password:
@@ -333,22 +344,16 @@ def create_app(
             medication = data.get("medication")
             ndc = medication.get("ndc") if isinstance(medication, dict) else None
             days = data.get("days_supply")
-            for field, ok in (
+            bad = _invalid_field(
                 ("patient_ref", patient_ref is not None),
                 ("medication.ndc", isinstance(ndc, str) and bool(ndc)),
                 (
                     "days_supply",
                     isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 365,
                 ),
-            ):
-                if not ok:
-                    return (
-                        _simple_error(
-                            400, "invalid_request", field, f"{field} is missing or invalid"
-                        ),
-                        {"rejected": 400, "field": field},
-                        None,
-                    )
+            )
+            if bad is not None:
+                return bad
             assert isinstance(days, int) and isinstance(ndc, str)
             rx_id = "rx_" + uuid.uuid4().hex[:12]
             supply = sc.days_supply if "days_supply" in sc.model_fields_set else days
@@ -490,19 +495,13 @@ def create_app(
             if data is None:
                 return _simple_error(400, "invalid_json"), {"rejected": 400}, None
             copay_program, plan_type = data.get("copay_program"), data.get("plan_type")
-            for field, ok in (
+            bad = _invalid_field(
                 ("patient_ref", patient_ref is not None),
                 ("copay_program", isinstance(copay_program, str) and bool(copay_program)),
                 ("plan_type", isinstance(plan_type, str) and plan_type in PLAN_TYPES),
-            ):
-                if not ok:
-                    return (
-                        _simple_error(
-                            400, "invalid_request", field, f"{field} is missing or invalid"
-                        ),
-                        {"rejected": 400, "field": field},
-                        None,
-                    )
+            )
+            if bad is not None:
+                return bad
             enrollment_id = "ce_" + uuid.uuid4().hex[:12]
             # Like the real programs: government plans are never eligible (anti-kickback),
             # whatever the scenario says.

@@ -6,6 +6,7 @@ the runtime differs (simulate/runtime.py). A journey-year takes milliseconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,19 +15,15 @@ import pytest
 from domain.template_loader import get_template
 from simulate.runtime import Stuck, VirtualRuntime
 from tests.interpreter.conftest import T0, event, simulate, template
+from tests.workflows.fakes import APPROVING
 from workflows.runtime import ActionFailed
 
-APPROVING = {
-    "consent.request": {"request_id": "CR-1"},
-    "payer.verify_benefits": {"coverage_active": True, "pa_required": True},
-    "payer.submit_prior_auth": {"pa_number": "PA-1", "outcome": "approved"},
-    "payer.submit_appeal": {"pa_number": "PA-2", "outcome": "pended"},
-    "pharmacy.refer": {"rx_id": "RX-1"},
-}
 DAY = timedelta(days=1)
 
 
-def held_then_retry(step: str, reasons: list[str | None], most: int = 3) -> object:
+def held_then_retry(
+    step: str, reasons: list[str | None], most: int = 3
+) -> Callable[[VirtualRuntime], bool]:
     """on_idle: record why the journey is held, then send the operator's retry."""
 
     def on_idle(rt: VirtualRuntime) -> bool:
@@ -37,6 +34,19 @@ def held_then_retry(step: str, reasons: list[str | None], most: int = 3) -> obje
         return True
 
     return on_idle
+
+
+def fixed_then_retried(reasons: list[str | None]) -> Callable[[VirtualRuntime], None]:
+    """The payer is fixed while the journey is held, then the operator retries."""
+
+    def setup(rt: VirtualRuntime) -> None:
+        def on_idle(rt: VirtualRuntime) -> bool:
+            rt.answers["payer.verify_benefits"] = {"coverage_active": True, "pa_required": False}
+            return held_then_retry("benefits", reasons)(rt)
+
+        rt.on_idle = on_idle
+
+    return setup
 
 
 # -- a whole template ---------------------------------------------------------------------
@@ -100,15 +110,7 @@ async def test_partner_rejection_goes_where_on_error_says() -> None:
 async def test_unplanned_rejection_holds_for_an_operator_then_retries_with_a_new_key() -> None:
     answers: dict[str, object] = {"payer.verify_benefits": ActionFailed("payer.invalid_request")}
     reasons: list[str | None] = []
-
-    def setup(rt: VirtualRuntime) -> None:
-        def on_idle(rt: VirtualRuntime) -> bool:
-            rt.answers["payer.verify_benefits"] = {"coverage_active": True, "pa_required": False}
-            return held_then_retry("benefits", reasons)(rt)  # type: ignore[operator]
-
-        rt.on_idle = on_idle
-
-    sim = await simulate(template(ONE_ACTION), answers, setup=setup)
+    sim = await simulate(template(ONE_ACTION), answers, setup=fixed_then_retried(reasons))
     assert reasons == ["benefits: payer.invalid_request"]
     assert sim.state.status == "completed" and not sim.state.needs_attention
     keys = [c.idempotency_key for c in sim.runtime.calls]
@@ -119,14 +121,7 @@ async def test_unplanned_rejection_holds_for_an_operator_then_retries_with_a_new
 async def test_partner_down_past_the_retries_holds_and_retries_with_the_same_key() -> None:
     down = ActionFailed("partner.unavailable", "payer unavailable (503)")
     reasons: list[str | None] = []
-
-    def setup(rt: VirtualRuntime) -> None:
-        def on_idle(rt: VirtualRuntime) -> bool:
-            rt.answers["payer.verify_benefits"] = {"coverage_active": True, "pa_required": False}
-            return held_then_retry("benefits", reasons)(rt)  # type: ignore[operator]
-
-        rt.on_idle = on_idle
-
+    setup = fixed_then_retried(reasons)
     # `*` would catch any partner error, but an outage is never routed there: it is held.
     tpl = template(ONE_ACTION.replace("{payer.not_covered: not_covered}", "{'*': not_covered}"))
     sim = await simulate(tpl, {"payer.verify_benefits": down}, setup=setup)
@@ -146,7 +141,7 @@ async def test_a_request_that_cannot_be_built_is_held_without_calling_the_partne
     reasons: list[str | None] = []
 
     def setup(rt: VirtualRuntime) -> None:
-        rt.on_idle = held_then_retry("benefits", reasons)  # type: ignore[assignment]
+        rt.on_idle = held_then_retry("benefits", reasons)
 
     with pytest.raises(Stuck):  # still no ndc after the retry: held again, nobody answers
         await simulate(tpl, APPROVING, setup=setup, context={})
@@ -483,3 +478,63 @@ async def test_switching_runs_at_step_boundaries_changes_nothing_a_user_sees() -
         c.idempotency_key for c in plain.runtime.calls
     ]
     assert switched.runtime.clock == plain.runtime.clock
+
+
+# -- the copay partner, through the registry ---------------------------------------------------
+
+COPAY = """
+id: copay
+version: 1
+parameters: {copay_program: "demo-copay"}
+steps:
+  - id: copay
+    kind: partner_action
+    action: copay.enroll
+    inputs: {plan_type: context.plan_type}
+  - id: eligible
+    kind: branch
+    cases:
+      - when: steps.copay.outcome == 'approved'
+        goto: enrolled
+      - when: steps.copay.rejection == 'government_insurance'
+        goto: foundation
+    default: enrolled
+  - id: enrolled
+    kind: exit
+    reason: copay_card
+  - id: foundation
+    kind: exit
+    outcome: completed
+    reason: refer_to_foundation
+"""
+
+
+@pytest.mark.parametrize(
+    ("plan_type", "answer", "reason"),
+    [
+        ("commercial", {"enrollment_id": "ce_1", "outcome": "approved", "card": {
+            "bin": "610020", "pcn": "PW", "group": "G1", "member_id": "M1",
+            "annual_benefit_cap": 15000.0}}, "copay_card"),
+        ("medicare", {"enrollment_id": "ce_2", "outcome": "rejected",
+                      "rejection": "government_insurance"}, "refer_to_foundation"),
+    ],
+)  # fmt: skip
+async def test_a_template_branches_on_the_copay_answer(plan_type, answer, reason) -> None:
+    sim = await simulate(
+        template(COPAY), {"copay.enroll": answer}, context={"plan_type": plan_type}
+    )
+    assert sim.state.outcome_reason == reason
+    assert sim.runtime.calls[0].fields == {"copay_program": "demo-copay", "plan_type": plan_type}
+    assert sim.state.outputs["copay"]["enrollment_id"] == answer["enrollment_id"]
+
+
+async def test_a_plan_type_the_copay_program_does_not_know_is_held_not_sent() -> None:
+    reasons: list[str | None] = []
+
+    def setup(rt: VirtualRuntime) -> None:
+        rt.on_idle = held_then_retry("copay", reasons, most=1)
+
+    with pytest.raises(Stuck):
+        await simulate(template(COPAY), {}, setup=setup, context={"plan_type": "cash"})
+    assert reasons == ["copay: request.invalid: copay.enroll input(s) plan_type missing or invalid"]
+    assert "cash" not in str(reasons)  # the field's name, never its value

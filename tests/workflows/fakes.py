@@ -19,6 +19,15 @@ from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
 from domain.partner_actions import ACTIONS, PartnerAction
 from domain.timeline import TimelineNote
 
+# Every step of specialty_start answered: consent sent, PA needed and approved at once.
+APPROVING: dict[str, Any] = {
+    "consent.request": {"request_id": "CR-1"},
+    "payer.verify_benefits": {"coverage_active": True, "pa_required": True},
+    "payer.submit_prior_auth": {"pa_number": "PA-1", "outcome": "approved"},
+    "payer.submit_appeal": {"pa_number": "PA-2", "outcome": "pended"},
+    "pharmacy.refer": {"rx_id": "RX-1"},
+}
+
 Answer = dict[str, Any] | Exception | Callable[[PartnerCall], dict[str, Any]]
 
 

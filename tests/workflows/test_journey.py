@@ -13,17 +13,9 @@ from client.journeys import ControlRejected, JourneyClosed, JourneyNotFound
 from domain.journey import JourneyState
 from domain.template_loader import get_template
 from tests.workflows.conftest import Harness, HarnessFactory
-from tests.workflows.fakes import rejected
+from tests.workflows.fakes import APPROVING, rejected
 
 TEMPLATE = get_template("specialty_start")
-
-APPROVING = {
-    "consent.request": {"request_id": "CR-1"},
-    "payer.verify_benefits": {"coverage_active": True, "pa_required": True},
-    "payer.submit_prior_auth": {"pa_number": "PA-1", "outcome": "approved"},
-    "payer.submit_appeal": {"pa_number": "PA-2", "outcome": "pended"},
-    "pharmacy.refer": {"rx_id": "RX-1"},
-}
 
 
 def step_times(state: JourneyState, step_id: str) -> tuple[datetime, datetime]:

@@ -6,15 +6,9 @@ from __future__ import annotations
 from domain.events import OPERATOR_RETRY
 from domain.template_loader import get_template
 from tests.workflows.conftest import HarnessFactory
-from tests.workflows.fakes import unavailable
+from tests.workflows.fakes import APPROVING, unavailable
 
-SPECIALTY = {
-    "consent.request": {"request_id": "CR-1"},
-    "payer.verify_benefits": {"coverage_active": True, "pa_required": False},
-    "payer.submit_prior_auth": {"pa_number": "PA-1", "outcome": "approved"},
-    "payer.submit_appeal": {"pa_number": "PA-2", "outcome": "pended"},
-    "pharmacy.refer": {"rx_id": "RX-1"},
-}
+SPECIALTY = {**APPROVING, "payer.verify_benefits": {"coverage_active": True, "pa_required": False}}
 
 
 async def test_nurse_onboarding_waits_for_its_declared_program_event(
