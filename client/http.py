@@ -28,7 +28,6 @@ import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from client.models import (
-    JourneyEventType,
     JourneyPage,
     JourneySummary,
     Problem,
@@ -198,7 +197,7 @@ class _Calls:
     def event(
         journey_id: str,
         event_id: str,
-        type: JourneyEventType | str,
+        type: str,
         correlation_key: str,
         data: dict[str, JsonScalar] | None,
         occurred_at: datetime | None,
@@ -348,7 +347,7 @@ class PitwallHttpClient:
         journey_id: str,
         *,
         event_id: str,
-        type: JourneyEventType | str,
+        type: str,
         correlation_key: str,
         data: dict[str, JsonScalar] | None = None,
         occurred_at: datetime | None = None,
@@ -489,7 +488,7 @@ class SyncPitwallHttpClient:
         journey_id: str,
         *,
         event_id: str,
-        type: JourneyEventType | str,
+        type: str,
         correlation_key: str,
         data: dict[str, JsonScalar] | None = None,
         occurred_at: datetime | None = None,

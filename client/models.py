@@ -13,11 +13,11 @@ dates or SSNs. Validation errors never echo the value: it may be patient data.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from domain.events import core_event_types
 from domain.journey import HHMM, LANGUAGE, PSEUDONYM, JourneyState, check_pseudonym
 
 TEMPLATE_ID = r"^[a-z][a-z0-9_]{0,63}$"
@@ -95,25 +95,8 @@ class StartJourney(_Strict):
     )
 
 
-class JourneyEventType(StrEnum):
-    """The built-in event types (domain/events.py); templates may declare more
-    (`events:`), and the endpoint accepts every declared type."""
-
-    CONSENT_SIGNED = "consent.signed"
-    CONSENT_DECLINED = "consent.declined"
-    PA_DECIDED = "pa.decided"
-    PHARMACY_FILLED = "pharmacy.filled"
-    PHARMACY_SHIPPED = "pharmacy.shipped"
-    PHARMACY_DELIVERED = "pharmacy.delivered"
-    SMS_STATUS = "sms.status"
-    SMS_REPLY = "sms.reply"
-    EMAIL_EVENT = "email.event"
-    TASK_COMPLETED = "task.completed"
-    OPERATOR_NOTE = "operator.note"
-    OPERATOR_RETRY = "operator.retry"
-
-
-KNOWN_EVENT_TYPES: tuple[str, ...] = tuple(t.value for t in JourneyEventType)
+# The built-in types (domain/events.py); templates may declare more (`events:`).
+KNOWN_EVENT_TYPES: tuple[str, ...] = tuple(sorted(core_event_types()))
 
 
 class JourneyEvent(_Strict):
@@ -257,7 +240,6 @@ __all__ = [
     "Control",
     "FieldProblem",
     "JourneyEvent",
-    "JourneyEventType",
     "JourneyFilter",
     "JourneyPage",
     "JourneyState",

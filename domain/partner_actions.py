@@ -63,16 +63,6 @@ class PartnerAction:
 
 _ACTIONS = (
     PartnerAction(
-        name="consent.request",
-        partner="consent",
-        method="request",
-        request=ConsentRequest,
-        result=ConsentRequestResult,
-        correlation="request_id",
-        events=("consent.signed", "consent.declined"),
-        description="Send the HIPAA authorization and program terms for e-signature.",
-    ),
-    PartnerAction(
         name="payer.verify_benefits",
         partner="payer",
         method="verify_benefits",
@@ -111,6 +101,16 @@ _ACTIONS = (
         events=("pharmacy.filled", "pharmacy.shipped", "pharmacy.delivered"),
         description="Refer the prescription to the specialty pharmacy; fill, ship and "
         "delivery come back as callbacks.",
+    ),
+    PartnerAction(
+        name="consent.request",
+        partner="consent",
+        method="request",
+        request=ConsentRequest,
+        result=ConsentRequestResult,
+        correlation="request_id",
+        events=("consent.signed", "consent.declined"),
+        description="Send the HIPAA authorization and program terms for e-signature.",
     ),
     PartnerAction(
         name="copay.enroll",

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import JSON, Engine, update
 from sqlmodel import Field, SQLModel, col, select
 
+from domain.partner_actions import webhook_partners
 from store.db import session
 from store.phi import RedactedRepr
 from store.types import UtcDateTime, utcnow
@@ -41,7 +42,7 @@ _KEY = re.compile(rf"^{PREFIX}_([0-9a-f]{{{KEY_ID_HEX}}})_([A-Za-z0-9]{{{SECRET_
 LAST_USED_EVERY = timedelta(seconds=60)  # last_used_at is refreshed at most this often
 
 ADMIN = "admin"
-WEBHOOK_PARTNERS = ("payer", "pharmacy", "consent", "email", "sms")
+WEBHOOK_PARTNERS = webhook_partners()  # from the partner-action registry
 SCOPES: dict[str, str] = {
     "journeys:read": "Read journeys and templates.",
     "journeys:write": "Start journeys; send events; pause, resume, cancel; journey preferences.",
