@@ -62,8 +62,13 @@ async def test_500_refill_cycles_cross_20_boundaries_and_end_as_without_them(
     assert plain.runs == 1
     assert (state.status, state.outcome_reason) == ("completed", "cycles_done")
     for field in ("status", "outcome_reason", "visits", "steps_completed", "messages_sent",
-                  "outputs", "loops", "stage"):  # fmt: skip
+                  "loops", "stage"):  # fmt: skip
         assert getattr(state, field) == getattr(plain.state, field), field
+    # Which parallel branch answered first is a real race on Temporal (two activities at
+    # once); that both finished is not.
+    joined, plain_joined = state.outputs.pop("start"), plain.state.outputs.pop("start")
+    assert sorted(joined["finished"]) == sorted(plain_joined["finished"]) == ["bridge", "pa"]
+    assert state.outputs == plain.state.outputs
     assert state.visits["refill_order"] == state.visits["refill_reminder"] == 500
     assert state.messages_sent == 500
     assert [(r.step_id, r.outcome) for r in state.completed_steps] == [
@@ -73,7 +78,9 @@ async def test_500_refill_cycles_cross_20_boundaries_and_end_as_without_them(
     assert sent == [(m.step_id, m.idempotency_key) for m in plain.runtime.messages]
     assert len(set(sent)) == 500  # each reminder once: none lost, none twice at a boundary
     calls = [c.idempotency_key for c in h.partners.calls]
-    assert calls == [c.idempotency_key for c in plain.runtime.calls]
+    expected = [c.idempotency_key for c in plain.runtime.calls]
+    assert set(calls[:2]) == set(expected[:2])  # the two parallel branches, in either order
+    assert calls[2:] == expected[2:] and len(calls) == 502
 
 
 def consumed(state: JourneyState, k: int) -> bool:
