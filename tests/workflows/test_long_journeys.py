@@ -52,6 +52,12 @@ async def test_500_refill_cycles_cross_20_boundaries_and_end_as_without_them(
     assert len(histories) >= 21  # at least 20 boundaries
     assert state.runs == len(histories)
     assert max(events) < 3 * 200  # no run grows without bound
+    last = await h.journeys.handle(jid).describe()  # the last run is indexed as the first
+    found = {
+        key.name: value for key, value in [(p.key, p.value) for p in last.typed_search_attributes]
+    }
+    assert found["PitwallTemplate"] == "refill_loop" and found["PitwallPatient"] == patient
+    assert found["PitwallProgram"] == "demo"
 
     # The same template, same journey, no boundaries at all (the interpreter on a
     # virtual clock): everything a user sees is the same.
