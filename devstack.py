@@ -9,6 +9,7 @@ Ctrl-C stops every process. Run it again and the same journeys carry on from `.d
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -113,6 +114,9 @@ async def start_demo(settings: Settings, keys: demo.DevKeys) -> list[str]:
 
 
 def main() -> int:
+    # The local stack runs with development secrets; its children inherit this.
+    os.environ.setdefault("PITWALL_ENV", "development")
+    get_settings.cache_clear()
     settings = get_settings()
     children = Children(log_dir=settings.stack.data_dir / "logs")
     stopping = False

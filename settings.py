@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -113,11 +114,20 @@ class AuthSettings(BaseSettings):
         description="Server secret API keys are hashed with (HMAC-SHA256); not stored in the "
         "database. Change in production; changing it invalidates every key.",
     )
+    page_token_key: SecretStr = Field(
+        SecretStr("dev-page-token-key"),
+        description="Secret that signs listing page tokens; the same on every API replica.",
+    )
 
 
 class StackSettings(BaseSettings):
     model_config = _config("PITWALL_")
 
+    env: Literal["development", "production"] = Field(
+        "production",
+        description="`production` refuses to start with a development default or empty "
+        "secret; `make run` and the tests set `development`.",
+    )
     data_dir: Path = Field(ROOT / ".data", description="Where the local stack keeps its files.")
     database_url: str = Field(
         "",
@@ -136,6 +146,20 @@ class StackSettings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'pitwall.db'}"
 
 
+# Secrets that ship with development defaults: (env variable, where it lives).
+SECRETS = (
+    ("PITWALL_RECEIVER_WEBHOOK_SECRET", "receiver", "webhook_secret"),
+    ("PITWALL_AUTH_KEY_PEPPER", "auth", "key_pepper"),
+    ("PITWALL_AUTH_PAGE_TOKEN_KEY", "auth", "page_token_key"),
+    ("PITWALL_PARTNER_TWILIO_AUTH_TOKEN", "partners", "twilio_auth_token"),
+    ("PITWALL_PARTNER_SENDGRID_API_KEY", "partners", "sendgrid_api_key"),
+)
+
+
+class UnsafeSettings(SystemExit):
+    """Production start-up with a development default or empty secret: one line, exit 1."""
+
+
 class Settings:
     """All groups, read once per process."""
 
@@ -146,6 +170,26 @@ class Settings:
         self.partners = PartnerSettings()
         self.auth = AuthSettings()
         self.stack = StackSettings()
+
+    def unsafe_secrets(self) -> list[str]:
+        """Variables whose secret is empty or still its development default."""
+        found = []
+        for variable, group, name in SECRETS:
+            model = getattr(self, group)
+            value = getattr(model, name).get_secret_value()
+            default = type(model).model_fields[name].default.get_secret_value()
+            if not value or value == default:
+                found.append(variable)
+        return found
+
+    def require_safe(self) -> None:
+        """In production, refuse to start with a development default or empty secret."""
+        unsafe = self.unsafe_secrets()
+        if self.stack.env == "production" and unsafe:
+            raise UnsafeSettings(
+                f"refusing to start with development or empty secrets: set {', '.join(unsafe)} "
+                "(or PITWALL_ENV=development on a developer machine)"
+            )
 
     groups = (
         TemporalSettings,

@@ -43,6 +43,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     settings = get_settings()
+    settings.require_safe()
     configure_logging(settings.stack.log_format)
 
     async def serve() -> None:

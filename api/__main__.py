@@ -11,6 +11,7 @@ from settings import get_settings
 
 def main() -> None:
     settings = get_settings()
+    settings.require_safe()
     configure_logging(settings.stack.log_format)
     uvicorn.run(
         create_app(settings),

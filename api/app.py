@@ -59,8 +59,8 @@ async def temporal_client(config: TemporalSettings) -> Client:
 
 
 def page_token_key(settings: Settings) -> bytes:
-    """Listing page tokens are signed with a key every replica derives alike."""
-    secret = settings.receiver.webhook_secret.get_secret_value().encode()
+    """Listing page tokens are signed with a key of their own, alike on every replica."""
+    secret = settings.auth.page_token_key.get_secret_value().encode()
     return hmac.new(secret, b"pitwall/page-token", hashlib.sha256).digest()
 
 

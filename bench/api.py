@@ -144,6 +144,7 @@ async def run_stack(data: Path, run: Callable[[Stack], Awaitable[None]]) -> None
             "PITWALL_AUTH_KEY_PEPPER": PEPPER,
             "PITWALL_RECEIVER_SMS_CALLBACK_API_KEY": partner_key.secret,
             "PITWALL_LOG_FORMAT": "json",
+            "PITWALL_ENV": "development",
         }
         children = Children(log_dir=data / "logs", env=child_env)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,6 +11,10 @@ from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
 
 from devtools.temporal_cli import temporal_cli_path
 from workflows import search_attributes as sa
+
+# Tests run with development secrets, as the local stack does; processes they start
+# (worker, receiver, sandbox) inherit this.
+os.environ.setdefault("PITWALL_ENV", "development")
 
 
 @pytest.fixture(scope="session")
