@@ -116,7 +116,6 @@ async def start_demo(settings: Settings, keys: demo.DevKeys) -> list[str]:
 def main() -> int:
     # The local stack runs with development secrets; its children inherit this.
     os.environ.setdefault("PITWALL_ENV", "development")
-    get_settings.cache_clear()
     settings = get_settings()
     children = Children(log_dir=settings.stack.data_dir / "logs")
     stopping = False

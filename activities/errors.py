@@ -19,8 +19,6 @@ from domain.partner_actions import PARTNER_UNAVAILABLE
 P = ParamSpec("P")
 R = TypeVar("R")
 
-UNAVAILABLE = PARTNER_UNAVAILABLE
-
 
 def partner_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     @wraps(fn)
@@ -35,7 +33,8 @@ def partner_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             ) from None
         except PartnerUnavailable as err:
             raise ApplicationError(
-                f"{err.partner} unavailable ({err.status or 'no response'})", type=UNAVAILABLE
+                f"{err.partner} unavailable ({err.status or 'no response'})",
+                type=PARTNER_UNAVAILABLE,
             ) from None
 
     return wrapper

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -20,9 +20,10 @@ from activities.errors import partner_errors
 from domain.actions import PartnerCall
 from domain.partner_actions import (
     ACTIONS,
-    ENVELOPE,
     REQUEST_INVALID,
     PartnerAction,
+    RequestInvalid,
+    build_request,
     correlation_fields,
 )
 from store.correlations import CorrelationRepository
@@ -31,19 +32,12 @@ from store.timeline import TimelineEvent, TimelineRepository
 CORRELATION_IDS = correlation_fields()
 
 
-def typed_request(spec: PartnerAction, call: PartnerCall) -> BaseModel:
-    """The action's request model from the call; field names (never values) on failure."""
+def typed_request(call: PartnerCall) -> BaseModel:
+    """The action's request from the call; a bad one is non-retryable (held for a person)."""
     try:
-        return spec.request.model_validate(
-            {**call.fields, **call.model_dump(include=set(ENVELOPE))}
-        )
-    except ValidationError as exc:
-        fields = sorted({".".join(str(p) for p in e["loc"]) or "request" for e in exc.errors()})
-        raise ApplicationError(
-            f"{REQUEST_INVALID}: {spec.name} input(s) {', '.join(fields)} missing or invalid",
-            type=REQUEST_INVALID,
-            non_retryable=True,
-        ) from None
+        return build_request(call)
+    except RequestInvalid as err:
+        raise ApplicationError(str(err), type=REQUEST_INVALID, non_retryable=True) from None
 
 
 class PartnerActivities:
@@ -66,7 +60,7 @@ class PartnerActivities:
         @activity.defn(name=spec.name)
         @partner_errors
         async def run(call: PartnerCall) -> dict[str, Any]:
-            result = await perform(typed_request(spec, call))
+            result = await perform(typed_request(call))
             return await self._done(call, spec.result.model_validate(result))
 
         run.__name__ = spec.name.replace(".", "_")

@@ -14,6 +14,10 @@ class TemplateCatalog:
 
     def __init__(self, versions: Mapping[tuple[str, int], JourneyTemplate]) -> None:
         self.versions = dict(sorted(versions.items()))
+        # Built-in event types plus every program event a known template declares.
+        self.event_types = frozenset(
+            declared_event_types(e for t in self.versions.values() for e in t.events)
+        )
 
     @classmethod
     def load(cls, directory: str | None = None) -> TemplateCatalog:
@@ -32,7 +36,3 @@ class TemplateCatalog:
         if wanted is None or (template_id, wanted) not in self.versions:
             raise UnknownTemplate(template_id, self.versions, version)
         return self.versions[(template_id, wanted)]
-
-    def event_types(self) -> set[str]:
-        """Built-in event types plus every program event a known template declares."""
-        return declared_event_types(e for t in self.versions.values() for e in t.events)

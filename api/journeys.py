@@ -150,7 +150,7 @@ async def get_journey(journey_id: JourneyId, journeys: Journeys) -> JourneyState
 async def post_event(
     journey_id: JourneyId, body: JourneyEvent, journeys: Journeys, templates: Templates
 ) -> EventAck:
-    known = templates.event_types()
+    known = templates.event_types
     if body.type not in known:
         raise ApiProblem(
             422, "invalid-request", "The request is not valid",

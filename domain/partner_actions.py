@@ -14,10 +14,10 @@ parameter of the same name fills them; a required input given by neither fails a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from domain.actions import PartnerCall
 from domain.copay import CopayEnrollRequest, CopayEnrollResult
 from domain.partners import (
     AppealRequest,
@@ -153,11 +153,19 @@ def callback_events() -> dict[str, str]:
     return {event: a.partner for a in _ACTIONS for event in a.events}
 
 
-def describe_inputs(spec: PartnerAction) -> list[dict[str, Any]]:
-    """For docs: each input's name, whether required and its description."""
-    out = []
-    for name, info in spec.request.model_fields.items():
-        if name not in ENVELOPE:
-            out.append({"name": name, "required": info.is_required(),
-                        "description": info.description or ""})  # fmt: skip
-    return out
+class RequestInvalid(ValueError):
+    """The call's inputs do not make the action's request; the message names fields only."""
+
+
+def build_request(call: PartnerCall) -> PartnerRequest:
+    """The action's typed request from a journey's call (inputs plus the envelope)."""
+    spec = ACTIONS[call.action]
+    try:
+        return spec.request.model_validate(
+            {**call.fields, **call.model_dump(include=set(ENVELOPE))}
+        )
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "request" for e in exc.errors()})
+        raise RequestInvalid(
+            f"{REQUEST_INVALID}: {spec.name} input(s) {', '.join(fields)} missing or invalid"
+        ) from None

@@ -167,7 +167,7 @@ def _read_problems(
             continue
         if place.step.writes != root:
             found.append(f"{expression!r} reads {root}.{step_id}, but a "
-                         f"{place.step.kind_name} step puts nothing under {root}")  # fmt: skip
+                         f"{place.step.kind} step puts nothing under {root}")  # fmt: skip
             continue
         fields = facts.result_fields.get(step_id)
         if attr and fields is not None and attr not in fields:

@@ -11,7 +11,7 @@ import sys
 from pydantic.fields import FieldInfo
 
 from domain.events import PEOPLE_EVENTS, partner_events
-from domain.partner_actions import ACTIONS, describe_inputs
+from domain.partner_actions import ACTIONS
 from domain.steps import STEP_KINDS
 from domain.steps.base import StepBase
 
@@ -48,7 +48,7 @@ def partner_actions_table() -> str:
     ]
     for spec in ACTIONS.values():
         inputs = ", ".join(
-            f"`{i['name']}`" + ("" if i["required"] else "?") for i in describe_inputs(spec)
+            f"`{name}`" + ("" if required else "?") for name, required in spec.inputs().items()
         )
         result = ", ".join(f"`{name}`" for name in spec.result.model_fields)
         events = ", ".join(f"`{e}`" for e in spec.events) or "—"

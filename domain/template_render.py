@@ -31,7 +31,7 @@ def to_text(template: JourneyTemplate) -> str:
         lines.append("events: " + ", ".join(template.events))
     places = template.places()
     width = max(len(s.id) + 2 * _depth(places[s.id].path) for s in steps)
-    kind_width = max(len(s.kind_name) for s in steps)
+    kind_width = max(len(s.kind) for s in steps)
     number_width = len(str(len(steps)))
 
     def show(value: str | None) -> str:
@@ -45,7 +45,7 @@ def to_text(template: JourneyTemplate) -> str:
             parts.append(f"[stage → {step.stage}]")
         name = "  " * _depth(places[step.id].path) + step.id
         lines.append(
-            f"{number:>{number_width}}. {name:<{width}}  {step.kind_name:<{kind_width}}  "
+            f"{number:>{number_width}}. {name:<{width}}  {step.kind:<{kind_width}}  "
             + "  ".join(p for p in parts if p)
         )
     return "\n".join(lines)
@@ -96,7 +96,7 @@ def to_mermaid(template: JourneyTemplate) -> str:
         for (_, children), label in zip(step.children(), step.child_labels(), strict=True):
             lines.append(f"    {node_id(step.id)}{_arrow(label)}{node_id(children[0].id)}")
             for last in _sequence_ends(children, places):
-                back = "next iteration" if step.kind_name == "repeat" else "branch done"
+                back = "next iteration" if step.kind == "repeat" else "branch done"
                 lines.append(f"    {node_id(last)}{_arrow(back)}{node_id(step.id)}")
     for kind in sorted({k.highlight for k in STEP_KINDS.values() if k.highlight}):
         members = [node_id(s.id) for s in template.all_steps() if s.highlight == kind]

@@ -68,6 +68,7 @@ class VirtualRuntime:
         self.calls: list[PartnerCall] = []
         self.messages: list[OutboundMessage] = []
         self.notes: list[Note] = []
+        self._noted: set[str] = set()
         self.message_outcome: Callable[[OutboundMessage], MessageOutcome] = lambda m: (
             MessageOutcome(status="sent", message_id=f"SM{len(self.messages)}")
         )
@@ -135,7 +136,8 @@ class VirtualRuntime:
         self._ticks += 1
 
     def note(self, kind: str, key: str, summary: str, **correlation: Any) -> None:
-        if not any(n.key == key for n in self.notes[-50:]):
+        if key not in self._noted:  # unique per journey, as the store keeps them
+            self._noted.add(key)
             self.notes.append(Note(kind, key, summary, correlation))
 
     # -- the outside world -----------------------------------------------------------

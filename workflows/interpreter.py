@@ -93,7 +93,7 @@ class JourneyInterpreter:
         else:
             started = resume[0].started_at or self.rt.now()
         record = StepRecord(
-            step_id=step.id, kind=step.kind_name, visit=self.visits[step.id], started_at=started
+            step_id=step.id, kind=step.kind, visit=self.visits[step.id], started_at=started
         )
         if branch is None:
             self.state.current_step = step.id
@@ -107,7 +107,7 @@ class JourneyInterpreter:
             )  # fmt: skip
         self.rt.publish(self.state)
         try:
-            target, outcome = await HANDLERS[step.kind_name](self, step, resume)
+            target, outcome = await HANDLERS[step.kind](self, step, resume)
         except SwitchRun as switch:
             if switch.frames and switch.frames[0].step_id == step.id:
                 switch.frames[0].started_at = started
@@ -147,10 +147,6 @@ class JourneyInterpreter:
 
     def idempotency_key(self, step: StepBase) -> str:
         return f"{self.state.journey_id}/{step.id}/{self.visits[step.id]}"
-
-    def after(self, step: StepBase) -> str | None:
-        """Where control goes on the ordinary way out (None: the following step)."""
-        return step.next
 
     @property
     def timezone(self) -> str:

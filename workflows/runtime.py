@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
 from domain.journey import Frame, JourneyState
-from domain.partner_actions import PARTNER_UNAVAILABLE, REQUEST_INVALID
 from domain.partners import PartnerEvent
 
 
@@ -38,9 +37,6 @@ class SwitchRun(Exception):
     def __init__(self, frames: list[Frame]) -> None:
         super().__init__("continue as new")
         self.frames = frames
-
-
-__all__ = ["PARTNER_UNAVAILABLE", "REQUEST_INVALID"]
 
 
 class JourneyRuntime(Protocol):

@@ -14,11 +14,12 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
 from domain.journey import JourneyMemory, JourneyState
+from domain.partner_actions import PARTNER_UNAVAILABLE
 from domain.partners import PartnerEvent
 from domain.timeline import TimelineNote
 from workflows import search_attributes as sa
 from workflows.inbox import EventInbox
-from workflows.runtime import PARTNER_UNAVAILABLE, ActionFailed, JourneyCancelled
+from workflows.runtime import ActionFailed, JourneyCancelled
 
 
 # Partner 5xx and timeouts retry with backoff (1 s doubling to 30 s) up to the
@@ -166,9 +167,10 @@ class TemporalRuntime:
 
     def receive(self, event: PartnerEvent) -> bool:
         """Signal side: keep an event for the wait it answers. False for a duplicate."""
+        before = self.state.message_status.get(event.correlation_key)
         fresh = self.inbox.receive(event, self.state, self.now())
-        if fresh and event.type == "sms.status":
-            self.publish(self.state)
+        if self.state.message_status.get(event.correlation_key) != before:
+            self.publish(self.state)  # only a status that moved forward changes the summary
         return fresh
 
     # -- timeline ------------------------------------------------------------------

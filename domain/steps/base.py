@@ -99,10 +99,6 @@ class StepBase(BaseModel):
     )
     next: str | None = Field(None, description="Step to go to after this one; default follows.")
 
-    @property
-    def kind_name(self) -> str:
-        return self.kind
-
     def onward(self, label: str = "") -> list[Exit]:
         """The ordinary way out: `next`, or the following step."""
         if self.next is not None or self.falls_through:

@@ -45,7 +45,7 @@ class ScriptedPartners:
             @activity.defn(name=spec.name)
             async def run(call: PartnerCall) -> dict[str, Any]:
                 self.calls.append(call)
-                typed_request(spec, call)
+                typed_request(call)
                 answer = self.answers[spec.name]
                 if isinstance(answer, Exception):
                     raise answer

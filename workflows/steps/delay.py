@@ -25,4 +25,4 @@ async def delay(j: JourneyInterpreter, step: DelayStep, resume: list[Frame] | No
     j.state.next_due_at = when
     j.rt.publish(j.state)
     await j.rt.sleep_until(when)
-    return j.after(step), "elapsed"
+    return step.next, "elapsed"

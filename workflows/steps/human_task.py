@@ -55,4 +55,4 @@ async def human_task(
         task_id=task.task_id,
     )  # fmt: skip
     j.events[step.id] = {**event.data, "type": event.type}
-    return j.after(step), "done" if task.escalated_to is None else "done_after_escalation"
+    return step.next, "done" if task.escalated_to is None else "done_after_escalation"

@@ -38,6 +38,6 @@ async def message(j: JourneyInterpreter, step: MessageStep, resume: list[Frame] 
         j.state.set_message_status(outcome.message_id, "accepted")
     if outcome.status == "suppressed":
         j.attention(f"{step.id}: message suppressed ({outcome.reason})")
-        return j.after(step), f"suppressed:{outcome.reason}"
+        return step.next, f"suppressed:{outcome.reason}"
     j.state.messages_sent += 1
-    return j.after(step), "sent"
+    return step.next, "sent"

@@ -56,4 +56,4 @@ async def parallel(
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
             raise result  # an exit inside a branch, or a cancelled journey
     j.outputs[step.id] = {"first": finished[0] if finished else None, "finished": finished}
-    return j.after(step), f"joined:{','.join(finished)}"
+    return step.next, f"joined:{','.join(finished)}"

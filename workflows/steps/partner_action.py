@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
 from domain.actions import PartnerCall
-from domain.partner_actions import ACTIONS, ENVELOPE
+from domain.partner_actions import (
+    ACTIONS,
+    PARTNER_UNAVAILABLE,
+    REQUEST_INVALID,
+    RequestInvalid,
+    build_request,
+)
 from domain.steps.partner_action import PartnerActionStep
-from workflows.runtime import PARTNER_UNAVAILABLE, REQUEST_INVALID, ActionFailed
+from workflows.runtime import ActionFailed
 from workflows.steps import Outcome, handles
 
 if TYPE_CHECKING:
@@ -51,7 +55,7 @@ async def partner_action(
                 j.visits[step.id] += 1
             continue
         outcome = j.outputs[step.id].get("outcome", "done")
-        return j.after(step), str(outcome)
+        return step.next, str(outcome)
 
 
 def _call(j: JourneyInterpreter, step: PartnerActionStep) -> PartnerCall:
@@ -75,11 +79,8 @@ def _call(j: JourneyInterpreter, step: PartnerActionStep) -> PartnerCall:
 
 def request_problem(call: PartnerCall) -> str | None:
     """Why the typed request cannot be built (field names only, never values), or None."""
-    spec = ACTIONS[call.action]
-    envelope = call.model_dump(include=set(ENVELOPE))
     try:
-        spec.request.model_validate({**call.fields, **envelope})
-    except ValidationError as exc:
-        fields = sorted({".".join(str(p) for p in e["loc"]) or "request" for e in exc.errors()})
-        return f"{REQUEST_INVALID}: {call.action} input(s) {', '.join(fields)} missing or invalid"
+        build_request(call)
+    except RequestInvalid as err:
+        return str(err)
     return None

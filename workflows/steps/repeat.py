@@ -28,4 +28,4 @@ async def repeat(j: JourneyInterpreter, step: RepeatStep, resume: list[Frame] | 
         switch.frames.insert(0, Frame(step_id=step.id, iteration=j.state.loops[step.id]))
         raise
     done = j.state.loops.pop(step.id)
-    return j.after(step), f"iterations:{done}"
+    return step.next, f"iterations:{done}"

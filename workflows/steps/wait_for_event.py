@@ -38,4 +38,4 @@ async def wait_for_event(
         "occurred_at": event.occurred_at.isoformat(),
         "received_at": j.rt.now().isoformat(),
     }
-    return j.after(step), event.type
+    return step.next, event.type
