@@ -112,11 +112,11 @@ class JourneyTemplate(BaseModel):
             if exit_.target is None:
                 if not place.nested and place.following() is None:
                     found.append((exit_.field, "the last step must be an exit or name `next`"))
+            elif exit_.target not in self._places:
+                found.append((exit_.field, f"goes to unknown step {exit_.target!r}"))
             elif exit_.target not in place.sequence:
-                where = "is in another sequence" if exit_.target in self._places else "unknown"
-                found.append((exit_.field, f"goes to {where} step {exit_.target!r}"
-                              if where == "unknown" else f"goes to step {exit_.target!r}, which "
-                              f"{where} (control moves only within a sequence)"))  # fmt: skip
+                found.append((exit_.field, f"goes to step {exit_.target!r}, which is in another "
+                              "sequence (control moves only within a sequence)"))  # fmt: skip
         found += _param_problems(step, self.parameters)
         found += step.check(facts)
         for field, expression in step.reads():
