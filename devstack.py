@@ -15,16 +15,14 @@ import sys
 import time
 from types import FrameType
 
-from client.admin import ensure_search_attributes
 from client.http import PitwallHttpClient
-from client.journeys import connect_temporal
 from devtools import demo
 from devtools.processes import Children, StackError, require_free_port, wait_for_port
 from devtools.temporal_cli import TemporalCliMissing, temporal_cli_path
+from gateway.journeys import connect_temporal
+from gateway.namespace import ensure_search_attributes
 from settings import Settings, get_settings
 from store import Store
-from store.db import make_engine, migrate
-from store.patients import PatientDirectory
 from workflows import search_attributes as sa
 
 
@@ -98,18 +96,19 @@ def start_processes(settings: Settings, children: Children, keys: demo.DevKeys) 
 
 
 async def start_demo(settings: Settings, keys: demo.DevKeys) -> list[str]:
-    engine = make_engine(settings.stack.database())
-    migrate(engine)
-    demo.seed_store(PatientDirectory(engine))
-    demo.seed_sandbox(settings.sandbox.base_url())
     temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
     await ensure_search_attributes(temporal)
     async with PitwallHttpClient(settings.receiver.base_url(), api_key=keys.admin) as api:
-        started = await demo.start_journeys(api, "specialty_start", settings.stack.demo_time_scale)
-    lines = []
-    for patient, ack in started:
-        how = "started" if ack.created else "resumed"
-        lines.append(f"  {how:8} {ack.journey_id:38} {patient.story}")
+        started = await demo.start_journeys(
+            api, settings.sandbox.base_url(), "specialty_start", settings.stack.demo_time_scale
+        )
+    lines = [f"  {'':8} {'hub patient id':20} {'journey (Pitwall pseudonym)':42} story"]
+    for journey in started:
+        how = "started" if journey.ack.created else "resumed"
+        lines.append(
+            f"  {how:8} {journey.patient.patient_id:20} {journey.ack.journey_id:42} "
+            f"{journey.patient.story}"
+        )
     return lines
 
 
@@ -144,11 +143,11 @@ def main() -> int:
             f"\nDev API key (admin; kept in {settings.stack.data_dir / 'dev-api-keys.json'}):\n"
             f"  {keys.admin}\n"
             f"  curl -H 'Authorization: Bearer {keys.admin}' "
-            f"{settings.receiver.base_url()}/v1/journeys/journey/demo-program/pt-demo-pended\n"
+            f"{settings.receiver.base_url()}/v1/patients/demo-pended\n"
             f"\nDemo journeys (a journey-day every "
             f"{86400 / settings.stack.demo_time_scale:g} s):\n" + "\n".join(lines) + "\n\n"
             "Try: .venv/bin/temporal workflow list    |    "
-            "python starter.py status journey/demo-program/pt-demo-pended\n"
+            "python starter.py journeys --patient demo-pended\n"
             "Ctrl-C stops everything; run again to resume the same journeys.",
             flush=True,
         )

@@ -118,6 +118,12 @@ class AuthSettings(BaseSettings):
         SecretStr("dev-page-token-key"),
         description="Secret that signs listing page tokens; the same on every API replica.",
     )
+    patient_id_key: SecretStr = Field(
+        SecretStr("dev-patient-id-key"),
+        description="Server secret external patient ids (MRN, hub case id) are hashed with "
+        "(HMAC-SHA256) to find their pseudonym; the ids themselves are not stored. Change in "
+        "production; changing it unlinks every external id from its pseudonym.",
+    )
 
 
 class StackSettings(BaseSettings):
@@ -151,6 +157,7 @@ SECRETS = (
     ("PITWALL_RECEIVER_WEBHOOK_SECRET", "receiver", "webhook_secret"),
     ("PITWALL_AUTH_KEY_PEPPER", "auth", "key_pepper"),
     ("PITWALL_AUTH_PAGE_TOKEN_KEY", "auth", "page_token_key"),
+    ("PITWALL_AUTH_PATIENT_ID_KEY", "auth", "patient_id_key"),
     ("PITWALL_PARTNER_TWILIO_AUTH_TOKEN", "partners", "twilio_auth_token"),
     ("PITWALL_PARTNER_SENDGRID_API_KEY", "partners", "sendgrid_api_key"),
 )

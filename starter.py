@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -21,9 +22,10 @@ from temporalio.service import RPCError
 from cli.keys import app as keys_app
 from cli.patients import app as patients_app
 from cli.templates import app as templates_app
+from cli.timeline import open_store
 from cli.timeline import timeline as timeline_command
-from client.admin import ensure_search_attributes
-from client.journeys import JourneyClient, JourneyError, connect_temporal
+from contract.journeys import StartJourney
+from contract.patients import PatientIn
 from domain.events import declared_event_types, did_you_mean
 from domain.journey import JourneyState
 from domain.partners import PartnerEvent
@@ -33,6 +35,11 @@ from domain.template_loader import (
     get_template,
     load_template_versions,
 )
+from gateway.journeys import JourneyError, JourneyGateway, connect_temporal
+from gateway.namespace import ensure_search_attributes
+from gateway.visibility import JourneyFilter
+from services.journeys import JourneyStarter
+from services.patients import PatientService
 from settings import Settings, get_settings
 
 app = typer.Typer(help="Pitwall: start, inspect and steer therapy journeys.", no_args_is_help=True)
@@ -43,13 +50,13 @@ app.add_typer(keys_app, name="keys")
 T = TypeVar("T")
 
 
-def _run(action: Callable[[JourneyClient], Awaitable[T]]) -> T:
+def _run(action: Callable[[JourneyGateway], Awaitable[T]]) -> T:
     """Connect, run, and turn every expected failure into one clear line."""
     settings = get_settings()
 
     async def go() -> T:
         temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
-        return await action(JourneyClient(temporal, settings.temporal.task_queue))
+        return await action(JourneyGateway(temporal, settings.temporal.task_queue))
 
     try:
         return asyncio.run(go())
@@ -78,14 +85,17 @@ def _print_state(state: JourneyState) -> None:
 @app.command()
 def start(
     template: str = typer.Argument(..., help="Template id, e.g. specialty_start."),
-    patient: str = typer.Option(..., help="Pseudonymous patient id."),
+    patient: str = typer.Option(..., help="Your id for the patient (MRN, case id...)."),
     program: str = typer.Option(..., help="Program id."),
     business_key: str | None = typer.Option(None, help="Second journey of one program."),
     version: int | None = typer.Option(None, help="Template version (default: latest)."),
     param: list[str] = typer.Option([], help="Template parameter override NAME=VALUE."),
     time_scale: float = typer.Option(1.0, help="Journey-seconds per real second."),
+    intake: Path | None = typer.Option(
+        None, help="JSON file: the patient's registration (as PUT /v1/patients/{id})."
+    ),
 ) -> None:
-    """Start a journey (or find the one that already exists)."""
+    """Start a journey (or find the one that already exists), registering the intake."""
     params: dict[str, Any] = {}
     for item in param:
         name, sep, value = item.partition("=")
@@ -94,18 +104,47 @@ def start(
             raise typer.Exit(2)
         params[name] = _scalar(value)
 
-    async def go(journeys: JourneyClient) -> None:
-        ack = await journeys.start(
-            get_template(template, version=version),
-            patient_ref=patient,
-            program=program,
-            business_key=business_key,
-            params=params,
-            time_scale=time_scale,
-        )
+    request = StartJourney(
+        template=template,
+        template_version=version,
+        patient_id=patient,
+        program=program,
+        business_key=business_key,
+        params=params,
+        time_scale=time_scale,
+        patient=PatientIn.model_validate_json(intake.read_bytes()) if intake else None,
+    )
+
+    async def go(journeys: JourneyGateway) -> None:
+        store = open_store("")
+        try:
+            starter = JourneyStarter(journeys, PatientService(store))
+            ack = await starter.start(request, get_template(template, version=version), "cli")
+        finally:
+            store.close()
         typer.echo(("started " if ack.created else "already running ") + ack.journey_id)
 
     _run(go)
+
+
+@app.command("journeys")
+def list_journeys(
+    patient: str = typer.Option(..., help="Your id for the patient (MRN, case id...)."),
+    running: bool | None = typer.Option(None, help="Only running (or, --no-running, closed)."),
+) -> None:
+    """A patient's journeys, found by your own patient id."""
+    store = open_store("")
+    try:
+        patient_ref = store.identities.resolve(patient)
+    finally:
+        store.close()
+    if patient_ref is None:
+        typer.echo("no such patient", err=True)
+        raise typer.Exit(2)
+    where = JourneyFilter(patient_ref=patient_ref, running=running)
+    page = _run(lambda j: j.find(where, page_size=100))
+    for item in page.items:
+        typer.echo(f"{item.journey_id}  {item.execution_status}  {item.stage or '-'}")
 
 
 def _scalar(text: str) -> Any:

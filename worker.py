@@ -14,7 +14,7 @@ import structlog
 from temporalio.worker import Worker
 
 from activities import build_activities
-from client import connect_temporal
+from gateway.journeys import connect_temporal
 from logs import configure_logging
 from settings import Settings, get_settings
 from store import Store

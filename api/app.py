@@ -27,7 +27,10 @@ from api import patients as patients_api
 from api import templates as templates_api
 from api.catalog import TemplateCatalog
 from api.webhooks import Webhooks
-from client.journeys import JourneyClient, connect_temporal
+from gateway.journeys import JourneyGateway, connect_temporal
+from services.callbacks import CallbackService
+from services.journeys import JourneyStarter
+from services.patients import PatientService
 from settings import Settings, TemporalSettings, get_settings
 from store import Store
 from store.db import make_engine, migrate
@@ -73,11 +76,16 @@ def create_app(
     settings = settings or get_settings()
     engine = make_engine(settings.stack.database())
     catalog = templates or TemplateCatalog.load()
-    store = Store(engine, api_key_pepper=settings.auth.key_pepper.get_secret_value())
+    store = Store(
+        engine,
+        api_key_pepper=settings.auth.key_pepper.get_secret_value(),
+        patient_id_key=settings.auth.patient_id_key.get_secret_value().encode(),
+    )
     require_webhook_keys = settings.receiver.require_webhook_keys
-
+    callbacks = CallbackService(store)
+    patients = PatientService(store)
     webhooks = Webhooks(
-        store,
+        callbacks,
         secret=settings.receiver.webhook_secret.get_secret_value(),
         twilio_token=settings.partners.twilio_auth_token.get_secret_value(),
         public_url=settings.receiver.base_url(),
@@ -88,11 +96,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate, engine)
         client = temporal or await temporal_client(settings.temporal)
-        journeys = JourneyClient(
+        journeys = JourneyGateway(
             client, settings.temporal.task_queue, page_token_key=page_token_key(settings)
         )
-        webhooks.journeys = journeys
+        callbacks.journeys = journeys
         app.state.journeys = journeys
+        app.state.starter = JourneyStarter(journeys, patients)
         app.state.templates = catalog
         yield
         engine.dispose()
@@ -106,6 +115,7 @@ def create_app(
         openapi_url="/openapi.json",
     )
     app.state.store = store
+    app.state.patients = patients
     app.state.api_keys = store.api_keys
     errors.install(app)
     app.include_router(journeys_api.router)

@@ -1,5 +1,4 @@
-"""Typed dependencies for routes: `journeys: Journeys`, `templates: Templates`,
-`store: PitwallStore`, ids."""
+"""Typed dependencies for routes: the gateway, the services, the store, ids."""
 
 from __future__ import annotations
 
@@ -9,14 +8,25 @@ from fastapi import Depends, Path, Request
 from pydantic import AfterValidator
 
 from api.catalog import TemplateCatalog
-from client.journeys import JourneyClient
-from client.models import JOURNEY_ID
-from domain.journey import PSEUDONYM, check_pseudonym
+from api.errors import ApiProblem
+from contract.ids import JOURNEY_ID, PATIENT_ID
+from domain.journey import check_pseudonym
+from gateway.journeys import JourneyGateway
+from services.journeys import JourneyStarter as Starter
+from services.patients import PatientService
 from store import Store
 
 
-def journey_client(request: Request) -> JourneyClient:
-    return cast(JourneyClient, request.app.state.journeys)
+def journey_gateway(request: Request) -> JourneyGateway:
+    return cast(JourneyGateway, request.app.state.journeys)
+
+
+def journey_starter(request: Request) -> Starter:
+    return cast(Starter, request.app.state.starter)
+
+
+def patient_service(request: Request) -> PatientService:
+    return cast(PatientService, request.app.state.patients)
 
 
 def template_catalog(request: Request) -> TemplateCatalog:
@@ -36,17 +46,18 @@ def _pseudonymous_parts(journey_id: str) -> str:
     return journey_id
 
 
-Journeys = Annotated[JourneyClient, Depends(journey_client)]
+Journeys = Annotated[JourneyGateway, Depends(journey_gateway)]
+JourneyStarter = Annotated[Starter, Depends(journey_starter)]
+Patients = Annotated[PatientService, Depends(patient_service)]
 Templates = Annotated[TemplateCatalog, Depends(template_catalog)]
 PitwallStore = Annotated[Store, Depends(pitwall_store)]
-PatientRef = Annotated[
+PatientId = Annotated[
     str,
     Path(
-        pattern=PSEUDONYM,
-        description="Pseudonymous patient id (never a name, phone, MRN or date of birth).",
-        examples=["pt-7f3a9c"],
+        pattern=PATIENT_ID,
+        description="Your id for the patient (MRN, hub case id...), as you registered it.",
+        examples=["MRN-0012345"],
     ),
-    AfterValidator(lambda v: check_pseudonym(v, "patient_ref")),
 ]
 JourneyId = Annotated[
     str,
@@ -57,3 +68,14 @@ JourneyId = Annotated[
     ),
     AfterValidator(_pseudonymous_parts),
 ]
+
+
+async def known_patient(patient_id: PatientId, patients: Patients) -> str:
+    """The pseudonym of a patient the caller registered (or started a journey for)."""
+    patient_ref = await patients.resolve(patient_id)
+    if patient_ref is None:
+        raise ApiProblem(404, "patient-not-found", "No patient with that id")
+    return patient_ref
+
+
+KnownPatient = Annotated[str, Depends(known_patient)]

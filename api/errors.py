@@ -23,9 +23,9 @@ from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.problems import problem
-from client.journeys import ControlRejected, JourneyClosed, JourneyNotFound
-from client.visibility import UnsafeQueryValue
 from domain.template_loader import UnknownTemplate
+from gateway.journeys import ControlRejected, JourneyClosed, JourneyNotFound
+from gateway.visibility import UnsafeQueryValue
 
 log = structlog.get_logger("api")
 
@@ -62,6 +62,14 @@ class ApiProblem(Exception):
         return problem(
             self.status, self.kind, self.title, self.detail, headers=self.headers, **self.extra
         )
+
+
+def invalid_field(field: str, message: str, kind: str) -> ApiProblem:
+    """422 like a schema error: names the field, never echoes its value."""
+    return ApiProblem(
+        422, "invalid-request", "The request is not valid", f"invalid field(s): {field}",
+        errors=[{"field": field, "message": message, "type": kind}],
+    )  # fmt: skip
 
 
 def unavailable() -> JSONResponse:
@@ -145,14 +153,6 @@ async def _rejected(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ControlRejected)
     # The validator's own words (no patient data), without the "ErrorType: " prefix.
     message = str(exc).removeprefix(f"{exc.error_type}: ")
-    if exc.error_type == "InvalidPreferences":
-        errors = [
-            {"field": "body", "message": part.strip(), "type": "invalid_preferences"}
-            for part in message.split(";")
-        ]
-        return problem(
-            422, "invalid-preferences", "The preferences are not valid", message, errors=errors
-        )
     return problem(409, "invalid-state", "The journey is not in a state for that", message)
 
 

@@ -1,8 +1,9 @@
-"""/v1/journeys: start (idempotent), state, listing, events, operator control, preferences.
+"""/v1/journeys: start (idempotent), state, listing, events, operator control.
 
-Every call is one Temporal operation through JourneyClient: start is update-with-start
-(USE_EXISTING), state is a query, listing is visibility, events / control / preferences
-are updates whose validators reject invalid changes before they reach history.
+HTTP only: each route parses, checks and hands the work on. Start goes to the journey
+service (patient id → pseudonym, intake, one StartWorkflowExecution); the rest is one
+Temporal operation through the gateway: state a query, listing visibility, events and
+control updates whose validators reject invalid changes before they reach history.
 """
 
 from __future__ import annotations
@@ -13,28 +14,18 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response, status
 from pydantic import AfterValidator
 
-from api.auth import require
-from api.deps import JourneyId, Journeys, Templates
-from api.errors import ApiProblem
+from api.auth import forbidden, require
+from api.deps import JourneyId, Journeys, JourneyStarter, Patients, Templates
+from api.errors import ApiProblem, invalid_field
 from api.openapi import problems
-from api.schemas import (
-    PAGE_TOKEN,
-    PSEUDONYM,
-    STAGE,
-    TEMPLATE_ID,
-    Control,
-    EventAck,
-    JourneyEvent,
-    JourneyFilter,
-    JourneyPage,
-    JourneyState,
-    PreferencesIn,
-    StartAck,
-    StartJourney,
-)
+from contract.ids import PAGE_TOKEN, PATIENT_ID, STAGE, TEMPLATE_ID
+from contract.journeys import Control, JourneyEvent, JourneyPage, StartJourney
 from domain.events import did_you_mean
-from domain.journey import PreferencesChange, check_pseudonym
+from domain.journey import PSEUDONYM, EventAck, JourneyState, StartAck, check_pseudonym
 from domain.partners import PartnerEvent
+from gateway.visibility import JourneyFilter
+from services.patients import InvalidPatient
+from store.api_keys import ApiKey
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 
@@ -58,11 +49,16 @@ def _checked(field: str) -> AfterValidator:
         200: {"model": StartAck, "description": "The journey already existed."},
         **problems(409, 422, *_TEMPORAL),
     },
-    dependencies=WRITE,
 )
 async def start_journey(
-    body: StartJourney, journeys: Journeys, templates: Templates, response: Response
+    body: StartJourney,
+    starter: JourneyStarter,
+    templates: Templates,
+    response: Response,
+    key: Annotated[ApiKey, require("journeys:write")],
 ) -> StartAck:
+    if body.patient is not None and not key.allows("patients:write"):
+        raise forbidden("patients:write")  # the intake registers the patient
     template = templates.get(body.template, body.template_version)
     unknown = sorted(set(body.params) - set(template.parameters))
     if unknown:
@@ -72,15 +68,12 @@ async def start_journey(
             errors=[{"field": f"body.params.{name}", "message": "not a parameter of this "
                      "template", "type": "unknown_parameter"} for name in unknown],
         )  # fmt: skip
-    ack = await journeys.start(
-        template,
-        patient_ref=body.patient_ref,
-        program=body.program,
-        business_key=body.business_key,
-        params=dict(body.params),
-        context=dict(body.context),
-        time_scale=body.time_scale,
-    )
+    try:
+        ack = await starter.start(body, template, key.key_id)
+    except InvalidPatient as bad:
+        raise invalid_field(
+            f"body.patient.{bad.field.removeprefix('body.')}", bad.message, bad.kind
+        ) from None
     if ack.template_id != template.id:
         raise ApiProblem(
             409, "journey-exists", "This patient's journey for that key runs another template",
@@ -102,10 +95,9 @@ async def start_journey(
 )
 async def list_journeys(
     journeys: Journeys,
+    patients: Patients,
     patient: Annotated[
-        str | None,
-        Query(pattern=PSEUDONYM, description="Pseudonymous patient id."),
-        _checked("patient"),
+        str | None, Query(pattern=PATIENT_ID, description="Your id for the patient.")
     ] = None,
     program: Annotated[str | None, Query(pattern=PSEUDONYM), _checked("program")] = None,
     template: Annotated[str | None, Query(pattern=TEMPLATE_ID)] = None,
@@ -115,8 +107,13 @@ async def list_journeys(
     page_size: Annotated[int, Query(ge=1, le=100)] = 50,
     page_token: Annotated[str | None, Query(pattern=PAGE_TOKEN)] = None,
 ) -> JourneyPage:
+    patient_ref = None
+    if patient is not None:
+        patient_ref = await patients.resolve(patient)
+        if patient_ref is None:  # never registered, never started: no journeys
+            return JourneyPage(items=[])
     where = JourneyFilter(
-        patient_ref=patient,
+        patient_ref=patient_ref,
         program=program,
         template_id=template,
         stage=stage,
@@ -130,7 +127,7 @@ async def list_journeys(
     "/{journey_id:path}",
     summary="A journey's state",
     description="The workflow's own view (a query): status, stage, current step, "
-    "pending wait, tasks, steps done, preferences.",
+    "pending wait, tasks, steps done.",
     responses=problems(404, 422, *_TEMPORAL),
     dependencies=READ,
 )
@@ -210,18 +207,3 @@ async def cancel_journey(
     journey_id: JourneyId, journeys: Journeys, body: OptionalControl = None
 ) -> JourneyState:
     return await journeys.cancel(journey_id, (body or Control()).reason)
-
-
-@router.patch(
-    "/{journey_id:path}/preferences",
-    summary="Change contact preferences",
-    description="Fields left out keep their value. The journey validates the change "
-    "before it is recorded: an invalid one is refused (422) and leaves no trace.",
-    responses=problems(404, 409, 422, *_TEMPORAL),
-    dependencies=WRITE,
-)
-async def set_preferences(
-    journey_id: JourneyId, body: PreferencesIn, journeys: Journeys
-) -> JourneyState:
-    change = PreferencesChange.model_validate(body.model_dump())
-    return await journeys.set_preferences(journey_id, change)

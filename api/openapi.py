@@ -16,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 
 from adapters.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, TWILIO_SIGNATURE_HEADER
 from api.auth import BASIC_SCHEME, BEARER_SCHEME, HEADER_SCHEME
-from client.models import Problem
+from contract.problems import Problem
 
 PROBLEM_JSON = "application/problem+json"
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

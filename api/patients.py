@@ -1,38 +1,41 @@
-"""/v1/patients/{patient_ref}: profile, timeline, consents and preferences, from the store.
+"""/v1/patients/{patient_id}: registration, profile, timeline, consents, preferences.
 
-Nothing here returns personal data: the profile names which details are on file, not
-their values; consent addresses are masked; timeline summaries are codes. Writes
-(consents granted or revoked, preferences changed) are recorded on the patient's
-timeline (`consent.changed`, `preferences.changed`) with the id of the API key that made
-them. Unknown patient → 404; a forgotten one (right to erasure) refuses writes with 409.
+HTTP only. `patient_id` is the caller's own id (MRN, hub case id); the patient service
+maps it to Pitwall's pseudonym. Nothing here returns personal data unmasked: contact
+details are masked, timeline summaries are codes. Every write (registration, consents,
+preferences) is written together with its timeline note in one transaction, with the
+id of the API key that made it, and is keyed: a retried request writes nothing twice.
+Unknown patient → 404; a forgotten one (right to erasure) refuses writes with 409.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, time
-from typing import Annotated, Any
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AfterValidator, StringConstraints
 
 from api.auth import require
-from api.deps import PatientRef, PitwallStore
-from api.errors import ApiProblem
+from api.deps import KnownPatient, PatientId, Patients, PitwallStore
+from api.errors import ApiProblem, invalid_field
 from api.openapi import problems
-from api.schemas import (
+from contract.ids import JOURNEY_ID
+from contract.patients import (
     E164,
     EMAIL,
-    JOURNEY_ID,
     TIMELINE_TYPE,
     ConsentGrantIn,
     ConsentOut,
     ConsentRevokeIn,
     ConsentRevokeOut,
     ConsentsOut,
+    PatientIn,
     PatientOut,
+    PatientRegistered,
     PreferencesOut,
     PreferencesPut,
     PreferenceVersion,
@@ -41,13 +44,15 @@ from api.schemas import (
     TimelineOut,
 )
 from domain.journey import check_pseudonym
+from services.patients import InvalidPatient, mask
 from store import Store
 from store.api_keys import ApiKey
 from store.consents import Consent, ConsentGrant, Preference, PreferenceChange
-from store.patients import Patient, _address
-from store.timeline import TimelineEntry, TimelineEvent
+from store.patients import Patient, PatientErased, address_for
+from store.timeline import TimelineEntry
 from store.types import utcnow
 
+T = TypeVar("T")
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
 READ = [require("patients:read")]
@@ -66,19 +71,6 @@ def _journey_parts(value: str | None) -> str | None:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def mask(address: str | None) -> str | None:
-    """+15555550199 → +1•••••0199; jane@example.com → j•••@e•••.com; else •••99."""
-    if not address:
-        return None
-    if re.match(E164, address):
-        return f"{address[:2]}{MASK}••{address[-4:]}"
-    local, at, domain = address.partition("@")
-    if at:
-        host, _, tld = domain.rpartition(".")
-        return f"{local[:1]}{MASK}@{host[:1]}{MASK}.{tld}" if host else f"{local[:1]}{MASK}@{MASK}"
-    return f"{MASK}{address[-2:]}"
 
 
 def _consent(c: Consent, now: datetime) -> ConsentOut:
@@ -113,14 +105,6 @@ def _entry(e: TimelineEntry) -> TimelineEntryOut:
     )  # fmt: skip
 
 
-def _invalid(field: str, message: str, kind: str) -> ApiProblem:
-    """422 like a schema error: names the field, never echoes its value."""
-    return ApiProblem(
-        422, "invalid-request", "The request is not valid", f"invalid field(s): {field}",
-        errors=[{"field": field, "message": message, "type": kind}],
-    )  # fmt: skip
-
-
 def _not_found() -> ApiProblem:
     return ApiProblem(404, "patient-not-found", "No patient with that id")
 
@@ -131,66 +115,77 @@ def _patient(store: Store, patient_ref: str, *, live: bool = False) -> Patient:
     if patient is None:
         raise _not_found()
     if live and patient.forgotten_at is not None:
-        raise ApiProblem(
-            409, "patient-erased", "The patient was forgotten",
-            "Their personal data was erased (right to erasure); nothing can be added.",
-        )  # fmt: skip
+        raise _erased()
     return patient
-
-
-def _note(store: Store, patient_ref: str, key: str, kind: str, summary: str, **ids: Any) -> None:
-    store.timeline.record(
-        TimelineEvent(
-            idempotency_key=key,
-            patient_ref=patient_ref,
-            type=kind,
-            summary=summary,
-            correlation={k: v for k, v in ids.items() if v is not None},
-        )
-    )
 
 
 # -- routes -------------------------------------------------------------------------------
 
 
+def _writing(change: Callable[[], T]) -> T:
+    """Run a store change, answering 404 / 409 for an unknown / forgotten patient."""
+    try:
+        return change()
+    except PatientErased:
+        raise _erased() from None
+    except LookupError:
+        raise _not_found() from None
+
+
+def _erased() -> ApiProblem:
+    return ApiProblem(
+        409, "patient-erased", "The patient was forgotten",
+        "Their personal data was erased (right to erasure); nothing can be added.",
+    )  # fmt: skip
+
+
+@router.put(
+    "/{patient_id}",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register or update a patient",
+    description="Creates the patient (201) or updates it (200): demographics, contact "
+    "details, time zone, language, caregiver, coverage and prescriber, shaped after FHIR "
+    "Patient / Coverage / Practitioner. Fields left out keep their stored value. The "
+    "change is audited on the timeline by field name, never by value; the answer masks "
+    "contact details. The same request again changes nothing.",
+    responses={
+        200: {"model": PatientRegistered, "description": "The patient existed."},
+        **problems(409, 422, 500),
+    },
+)
+async def register_patient(
+    patient_id: PatientId, body: PatientIn, patients: Patients, key: Writer, response: Response
+) -> PatientRegistered:
+    try:
+        _, registered = await patients.register(patient_id, body, key.key_id)
+    except InvalidPatient as bad:
+        raise invalid_field(bad.field, bad.message, bad.kind) from None
+    except PatientErased:
+        raise _erased() from None
+    response.status_code = status.HTTP_201_CREATED if registered.created else status.HTTP_200_OK
+    return registered
+
+
 @router.get(
-    "/{patient_ref}",
-    summary="A patient's profile (no personal data)",
-    description="Which contact details are on file (names, not values), consents in force, "
-    "opt-out and do-not-contact flags.",
+    "/{patient_id}",
+    summary="A patient's profile (masked)",
+    description="Which details are on file, contact details masked, coverages, consents in "
+    "force, opt-out and do-not-contact flags.",
     dependencies=READ,
     responses=problems(404, 422, 500),
 )
-async def get_patient(patient_ref: PatientRef, store: PitwallStore) -> PatientOut:
-    def read() -> PatientOut:
-        record = store.patients.profile(patient_ref)
-        if record is None:
-            raise _not_found()
-        p = record.patient
-        preference = store.preferences.current(patient_ref)
-        return PatientOut(
-            patient_ref=patient_ref,
-            status="forgotten" if p.forgotten_at else "active",
-            forgotten_at=p.forgotten_at,
-            on_file=[name for name in _ON_FILE if getattr(p, name) is not None],
-            timezone=p.timezone,
-            language=p.language,
-            coverages=len(record.coverages),
-            prescriber=record.prescriber is not None,
-            opted_out=store.preferences.opted_out(patient_ref),
-            do_not_contact=bool(preference and preference.do_not_contact),
-            consents_in_force=len(store.consents.in_force(patient_ref)),
-            created_at=p.created_at,
-        )
-
-    return await asyncio.to_thread(read)
+async def get_patient(patient_ref: KnownPatient, patients: Patients) -> PatientOut:
+    profile = await patients.profile(patient_ref)
+    if profile is None:
+        raise _not_found()
+    return profile
 
 
 TimelineType = Annotated[str, StringConstraints(pattern=TIMELINE_TYPE, max_length=64)]
 
 
 @router.get(
-    "/{patient_ref}/timeline",
+    "/{patient_id}/timeline",
     summary="What happened to a patient, in order, across journeys",
     description="Milestones, partner calls and callbacks, messages, tasks, consent and "
     "preference changes; oldest first. Page on with `since` = the last `occurred_at`.",
@@ -198,7 +193,7 @@ TimelineType = Annotated[str, StringConstraints(pattern=TIMELINE_TYPE, max_lengt
     responses=problems(404, 422, 500),
 )
 async def get_timeline(
-    patient_ref: PatientRef,
+    patient_ref: KnownPatient,
     store: PitwallStore,
     journey: Annotated[
         str | None,
@@ -237,14 +232,14 @@ async def get_timeline(
 
 
 @router.get(
-    "/{patient_ref}/consents",
+    "/{patient_id}/consents",
     summary="Consents in force and their history",
     description="Addresses are masked. A revocation or expiry never deletes a consent: the "
     "history keeps every grant with its times.",
     dependencies=READ,
     responses=problems(404, 422, 500),
 )
-async def get_consents(patient_ref: PatientRef, store: PitwallStore) -> ConsentsOut:
+async def get_consents(patient_ref: KnownPatient, store: PitwallStore) -> ConsentsOut:
     def read() -> ConsentsOut:
         _patient(store, patient_ref)
         now = utcnow()
@@ -257,7 +252,7 @@ async def get_consents(patient_ref: PatientRef, store: PitwallStore) -> Consents
 
 
 @router.post(
-    "/{patient_ref}/consents",
+    "/{patient_id}/consents",
     status_code=status.HTTP_201_CREATED,
     summary="Record a consent (or a refusal)",
     description="Covers the address on file for the channel unless `address` is given. "
@@ -268,7 +263,7 @@ async def get_consents(patient_ref: PatientRef, store: PitwallStore) -> Consents
     },
 )
 async def grant_consent(
-    patient_ref: PatientRef,
+    patient_ref: KnownPatient,
     body: ConsentGrantIn,
     store: PitwallStore,
     key: Writer,
@@ -276,13 +271,15 @@ async def grant_consent(
 ) -> ConsentOut:
     shape = {"email": EMAIL, "sms": E164, "voice": E164}.get(body.channel)
     if body.address is not None and shape and not re.match(shape, body.address):
-        raise _invalid("body.address", f"not a valid {body.channel} address", "invalid_address")
+        raise invalid_field(
+            "body.address", f"not a valid {body.channel} address", "invalid_address"
+        )
     if body.expires_at is not None and body.expires_at <= datetime.now(UTC):
-        raise _invalid("body.expires_at", "must be in the future", "expired")
+        raise invalid_field("body.expires_at", "must be in the future", "expired")
 
     def write() -> tuple[Consent, bool]:
         patient = _patient(store, patient_ref, live=True)
-        address = body.address or _address(patient, body.channel, body.person)
+        address = body.address or address_for(patient, body.channel, body.person)
         if not address:
             raise ApiProblem(
                 422, "no-contact-address", "No address on file for that channel",
@@ -290,20 +287,10 @@ async def grant_consent(
                 errors=[{"field": "body.address", "message": "required: nothing on file",
                          "type": "no_contact_address"}],
             )  # fmt: skip
-        before = {c.id for c in store.consents.history(patient_ref)}
         grant = ConsentGrant.model_validate(
             {**body.model_dump(exclude={"address"}), "address": address}
         )
-        row = store.consents.grant(patient_ref, grant)
-        created = row.id not in before
-        if created:
-            what = "granted" if row.status == "active" else "refused"
-            _note(
-                store, patient_ref, f"api:consent:{row.id}:{what}", "consent.changed",
-                f"consent {what} {row.channel}/{row.purpose}/{row.program} via {row.method}",
-                consent_id=row.id, api_key=key.key_id,
-            )  # fmt: skip
-        return row, created
+        return _writing(lambda: store.changes.grant_consent(patient_ref, grant, key.key_id))
 
     row, created = await asyncio.to_thread(write)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -311,47 +298,37 @@ async def grant_consent(
 
 
 @router.post(
-    "/{patient_ref}/consents/revoke",
+    "/{patient_id}/consents/revoke",
     summary="Revoke consents in force",
     description="Revokes every consent in force that matches the filters (all of them if "
     "none is given). Revoked consents stay in the history.",
     responses=problems(404, 409, 422, 500),
 )
 async def revoke_consents(
-    patient_ref: PatientRef, body: ConsentRevokeIn, store: PitwallStore, key: Writer
+    patient_ref: KnownPatient, body: ConsentRevokeIn, store: PitwallStore, key: Writer
 ) -> ConsentRevokeOut:
     channel, purpose, program = body.channel, body.purpose, body.program
 
     def write() -> ConsentRevokeOut:
-        _patient(store, patient_ref, live=True)
-        matching = store.consents.in_force(
-            patient_ref, channel=channel, purpose=purpose, program=program
+        ids = _writing(
+            lambda: store.changes.revoke_consents(
+                patient_ref, body.reason, channel, purpose, program, actor=key.key_id
+            )
         )
-        count = store.consents.revoke(
-            patient_ref, reason=body.reason, channel=channel, purpose=purpose, program=program
-        )
-        ids = [c.id for c in matching if c.id is not None]
-        if count:
-            scope = "/".join(v or "*" for v in (channel, purpose, program))
-            _note(
-                store, patient_ref, f"api:consent-revoke:{uuid.uuid4().hex}", "consent.changed",
-                f"consent revoked {scope}: {body.reason}",
-                consent_ids=ids, api_key=key.key_id,
-            )  # fmt: skip
-        return ConsentRevokeOut(revoked=count, consent_ids=ids)
+        return ConsentRevokeOut(revoked=len(ids), consent_ids=ids)
 
     return await asyncio.to_thread(write)
 
 
 @router.get(
-    "/{patient_ref}/preferences",
+    "/{patient_id}/preferences",
     summary="A patient's contact preferences and their history",
-    description="The patient-wide preferences messages are checked against at send time "
-    "(a journey's own preferences: PATCH /v1/journeys/{id}/preferences).",
+    description="The preferences every message is checked against at send time: the "
+    "one source of truth (journeys keep none of their own).",
     dependencies=READ,
     responses=problems(404, 422, 500),
 )
-async def get_preferences(patient_ref: PatientRef, store: PitwallStore) -> PreferencesOut:
+async def get_preferences(patient_ref: KnownPatient, store: PitwallStore) -> PreferencesOut:
     def read() -> PreferencesOut:
         _patient(store, patient_ref)
         return _preferences(store, patient_ref)
@@ -370,20 +347,21 @@ def _preferences(store: Store, patient_ref: str) -> PreferencesOut:
 
 
 @router.put(
-    "/{patient_ref}/preferences",
+    "/{patient_id}/preferences",
     summary="Set a patient's contact preferences",
     description="Replaces the preferences as a whole (fields left out take their default) "
-    "and keeps the previous version in the history.",
+    "and keeps the previous version in the history. The same preferences again make no "
+    "new version.",
     responses=problems(404, 409, 422, 500),
 )
 async def put_preferences(
-    patient_ref: PatientRef, body: PreferencesPut, store: PitwallStore, key: Writer
+    patient_ref: KnownPatient, body: PreferencesPut, store: PitwallStore, key: Writer
 ) -> PreferencesOut:
     if len(set(body.channel_ranking)) != len(body.channel_ranking):
-        raise _invalid("body.channel_ranking", "channels must not repeat", "duplicate_channel")
+        raise invalid_field("body.channel_ranking", "channels must not repeat", "duplicate_channel")
     hours = body.quiet_hours
     if hours is not None and hours.start == hours.end:
-        raise _invalid("body.quiet_hours", "start and end must differ", "empty_quiet_hours")
+        raise invalid_field("body.quiet_hours", "start and end must differ", "empty_quiet_hours")
     change = PreferenceChange(
         channel_ranking=list(body.channel_ranking),
         language=body.language,
@@ -394,14 +372,7 @@ async def put_preferences(
     )
 
     def write() -> PreferencesOut:
-        _patient(store, patient_ref, live=True)
-        row = store.preferences.change(patient_ref, change, source="api")
-        flags = ["do_not_contact"] if row.do_not_contact else []
-        _note(
-            store, patient_ref, f"api:preferences:{row.id}", "preferences.changed",
-            " ".join([f"preferences v{row.id}", *flags, *([body.reason] if body.reason else [])]),
-            preference_version=row.id, api_key=key.key_id,
-        )  # fmt: skip
+        _writing(lambda: store.changes.change_preferences(patient_ref, change, "api", key.key_id))
         return _preferences(store, patient_ref)
 
     return await asyncio.to_thread(write)

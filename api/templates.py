@@ -10,7 +10,8 @@ from api.auth import require
 from api.deps import Templates
 from api.errors import ApiProblem
 from api.openapi import problems
-from api.schemas import TEMPLATE_ID, TemplateDetail, TemplateStep, TemplateSummary
+from contract.ids import TEMPLATE_ID
+from contract.templates import TemplateDetail, TemplateStep, TemplateSummary
 from domain.template_loader import UnknownTemplate
 from domain.template_render import to_mermaid, to_text
 

@@ -10,20 +10,17 @@ so the SMS route challenges Basic. The key is checked first (401 `unauthenticate
 403 `forbidden`), then the signature, which stays the authentication of record: Twilio
 signs the URL without the credentials, which is the URL rebuilt here from the public URL.
 
-Bad signature → 401 and nothing forwarded. Malformed → 400. A callback whose journey
-cannot take it (unknown, finished, or no journey reference) is kept for operator review
-and answered 202: never dropped. Duplicates are harmless: journeys dedupe on event id.
+Bad signature → 401 and nothing forwarded. Malformed → 400. Then the events go to the
+callback service (services/callbacks.py), which routes each one; 202 with the outcomes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 
 import structlog
 from fastapi import APIRouter, Request, Response
-from temporalio.service import RPCError
 
 from adapters import consent, email, payer, pharmacy, sms
 from adapters.errors import CallbackInvalid
@@ -37,36 +34,23 @@ from adapters.signatures import (
 from api.auth import authenticate, forbidden, presented_key, unauthenticated
 from api.errors import ApiProblem
 from api.problems import problem
-from client.journeys import JourneyClient, JourneyClosed, JourneyNotFound
-from domain.journey import patient_of
 from domain.partners import PartnerEvent
-from store import Store
+from services.callbacks import CallbackService, JourneysUnavailable
 from store.api_keys import ApiKey, ApiKeyRepository
-from store.ledger import ContactStatus
-from store.timeline import TimelineEvent
 
 log = structlog.get_logger("webhooks")
 
-# Gateway delivery statuses that settle a contact-ledger row (others are in-flight).
-RECEIPT_STATUS: dict[str, ContactStatus] = {
-    "delivered": "delivered",
-    "undelivered": "failed",
-    "failed": "failed",
-}
-
 
 class Webhooks:
-    journeys: JourneyClient  # set when the app connects to Temporal
-
     def __init__(
         self,
-        store: Store,
+        callbacks: CallbackService,
         secret: str,
         twilio_token: str,
         public_url: str,
         keys: ApiKeyRepository | None = None,
     ) -> None:
-        self.store = store
+        self.callbacks = callbacks
         self.keys = keys  # None: webhooks need no API key (signature only)
         self.secret = secret
         self.twilio_token = twilio_token
@@ -143,89 +127,17 @@ class Webhooks:
         return await self.deliver("sms", [event])
 
     async def deliver(self, partner: str, events: list[PartnerEvent]) -> Response:
-        outcomes = []
-        for event in events:
-            try:
-                outcome = await self._deliver_one(partner, event)
-            except RPCError:
-                # Temporal is down or restarting: the partner retries later; nothing is lost.
-                log.warning("webhook.temporal_unavailable", partner=partner)
-                return problem(
-                    503, "temporal-unavailable", "Journeys are unavailable; retry later",
-                    headers={"Retry-After": "5"},
-                )  # fmt: skip
-            outcomes.append(outcome)
-            log.info(
-                "webhook.event", partner=partner, type=event.type, event_id=event.event_id,
-                journey=event.journey_ref, outcome=outcome,
+        try:
+            outcomes = await self.callbacks.deliver(partner, events)
+        except JourneysUnavailable:
+            return problem(
+                503, "temporal-unavailable", "Journeys are unavailable; retry later",
+                headers={"Retry-After": "5"},
             )  # fmt: skip
         return Response(
             json.dumps({"received": len(events), "outcomes": outcomes}),
             status_code=202,
             media_type="application/json",
-        )
-
-    async def _deliver_one(self, partner: str, event: PartnerEvent) -> str:
-        # Signal first, record after: a partner retry after a failure here re-signals, and
-        # the journey (by event id) and the store (by key) both drop the repeat.
-        outcome = "delivered"
-        if not event.journey_ref:
-            # The partner did not echo our reference: find the journey by theirs.
-            journey = await asyncio.to_thread(self._journey_by_reference, event)
-            if journey is not None:
-                event = event.model_copy(update={"journey_ref": journey})
-        if not event.journey_ref:
-            outcome = "kept_for_review"
-            await self._keep(partner, event, "no_journey_reference")
-        else:
-            try:
-                await self.journeys.signal_event(event.journey_ref, event)
-            except JourneyNotFound:
-                outcome = "kept_for_review"
-                await self._keep(partner, event, "journey_not_found")
-            except JourneyClosed:
-                # Late delivery receipts for a finished journey still update the ledger.
-                outcome = "recorded" if event.type == "sms.status" else "kept_for_review"
-                if outcome == "kept_for_review":
-                    await self._keep(partner, event, "journey_finished")
-        await asyncio.to_thread(self._record, partner, event)
-        return outcome
-
-    def _journey_by_reference(self, event: PartnerEvent) -> str | None:
-        if event.type.startswith("sms."):
-            entry = self.store.ledger.by_provider_message_id(event.correlation_key)
-            return entry.journey_ref if entry else None
-        return self.store.correlations.journey_for(event.correlation_key)
-
-    async def _keep(self, partner: str, event: PartnerEvent, reason: str) -> None:
-        await asyncio.to_thread(self.store.callbacks.keep, partner, event, reason)
-
-    def _record(self, partner: str, event: PartnerEvent) -> None:
-        """The patient's timeline, and for delivery receipts the contact ledger."""
-        if event.type == "sms.status":
-            self._receipt(event)
-        patient = patient_of(event.journey_ref)
-        if patient is None:
-            return
-        detail = event.data.get("status") or event.data.get("outcome") or event.data.get("event")
-        self.store.timeline.record(
-            TimelineEvent(
-                idempotency_key=f"{partner}:{event.event_id}",
-                patient_ref=patient,
-                journey_ref=event.journey_ref,
-                type="partner.callback",  # when we heard of it: keeps the story in order
-                summary=f"{event.type}" + (f": {detail}" if detail else ""),
-                correlation={"key": event.correlation_key, "event_id": event.event_id},
-            )
-        )
-
-    def _receipt(self, event: PartnerEvent) -> None:
-        entry = self.store.ledger.by_provider_message_id(event.correlation_key)
-        status = str(event.data.get("status", ""))
-        if entry is None or status not in RECEIPT_STATUS:
-            return
-        self.store.ledger.transition(
-            entry.idempotency_key, RECEIPT_STATUS[status], reason=event.data.get("error_code")
         )
 
 

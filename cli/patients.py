@@ -11,17 +11,16 @@ from typing import Annotated
 
 import typer
 
-from cli.timeline import DatabaseOption, open_store
+from cli.timeline import DatabaseOption, PatientArg, RefOption, open_store, patient_ref_of
 
 app = typer.Typer(help="Patient records: show (without PHI), forget.", no_args_is_help=True)
 
-PatientArg = Annotated[str, typer.Argument(help="Pseudonymous patient id.")]
-
 
 @app.command()
-def show(patient: PatientArg, database_url: DatabaseOption = "") -> None:
+def show(patient: PatientArg, database_url: DatabaseOption = "", is_ref: RefOption = False) -> None:
     """What the store holds about a patient, without printing personal data."""
     store = open_store(database_url)
+    patient = patient_ref_of(store, patient, is_ref)
     try:
         record = store.patients.profile(patient)
         if record is None:
@@ -66,14 +65,16 @@ def forget(
     patient: PatientArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     database_url: DatabaseOption = "",
+    is_ref: RefOption = False,
 ) -> None:
     """Erase a patient's personal data (right to erasure), keeping the de-identified
     timeline (entries per type and time) and the consent and contact decisions."""
     if not yes:
         typer.confirm(
-            f"Erase every personal detail of {patient}? This cannot be undone", abort=True
+            "Erase every personal detail of this patient? This cannot be undone", abort=True
         )
     store = open_store(database_url)
+    patient = patient_ref_of(store, patient, is_ref)
     try:
         report = store.forget(patient)
     finally:

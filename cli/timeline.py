@@ -27,20 +27,44 @@ DatabaseOption = Annotated[
 ]
 
 
+PatientArg = Annotated[
+    str, typer.Argument(help="Your id for the patient (or, with --ref, Pitwall's pseudonym).")
+]
+RefOption = Annotated[
+    bool, typer.Option("--ref", help="PATIENT is Pitwall's pseudonym (as the Temporal UI shows).")
+]
+
+
 def open_store(database_url: str) -> Store:
-    return Store.open(database_url or get_settings().stack.database())
+    settings = get_settings()
+    return Store.open(
+        database_url or settings.stack.database(),
+        patient_id_key=settings.auth.patient_id_key.get_secret_value().encode(),
+    )
+
+
+def patient_ref_of(store: Store, patient: str, is_ref: bool) -> str:
+    """The pseudonym for an operator's argument; exits with a clear line if unknown."""
+    patient_ref = patient if is_ref else store.identities.resolve(patient)
+    if patient_ref is None:
+        store.close()
+        typer.echo("error: no patient with that id (a pseudonym? add --ref)", err=True)
+        raise typer.Exit(2)
+    return patient_ref
 
 
 def timeline(
-    patient: Annotated[str, typer.Argument(help="Pseudonymous patient id.")],
+    patient: PatientArg,
     journey: Annotated[
         str | None, typer.Option("--journey", help="Only this journey (workflow id).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array, for machines.")] = False,
     database_url: DatabaseOption = "",
+    is_ref: RefOption = False,
 ) -> None:
     """Print a patient's timeline in order (milestones, partners, messages, tasks)."""
     store = open_store(database_url)
+    patient = patient_ref_of(store, patient, is_ref)
     try:
         entries = store.timeline.for_patient(patient, journey_ref=journey)
         erased_at = forgotten(store.engine, patient)

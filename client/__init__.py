@@ -1,19 +1,13 @@
-"""Python clients for Pitwall journeys.
+"""The Pitwall SDK: the /v1 HTTP API, typed with the wire contract (contract/).
 
-- `JourneyClient` (async) and `SyncJourneyClient`: straight to Temporal; for the worker,
-  the launcher, starter.py and trusted back-office code.
-- `PitwallHttpClient` (async) and `SyncPitwallHttpClient`: the /v1 HTTP API; for services.
+- `PitwallHttpClient` (async) and `SyncPitwallHttpClient` (blocking, same methods).
+- Errors: `client.errors` (PitwallApiError and its subclasses).
+
+The server's own Temporal access is `gateway/`, not part of the SDK.
 """
 
-from client.http import PitwallApiError, PitwallHttpClient, SyncPitwallHttpClient
-from client.journeys import JourneyClient, connect_temporal
-from client.sync import SyncJourneyClient
+from client.errors import PitwallApiError
+from client.http import PitwallHttpClient
+from client.sync import SyncPitwallHttpClient
 
-__all__ = [
-    "JourneyClient",
-    "PitwallApiError",
-    "PitwallHttpClient",
-    "SyncJourneyClient",
-    "SyncPitwallHttpClient",
-    "connect_temporal",
-]
+__all__ = ["PitwallApiError", "PitwallHttpClient", "SyncPitwallHttpClient"]

@@ -1,27 +1,26 @@
-"""JourneyClient for code without an event loop (scripts, WSGI apps, notebooks).
+"""The HTTP client for code without an event loop (scripts, WSGI apps, notebooks):
 
-    with SyncJourneyClient.connect("localhost:7233", task_queue="pitwall-journeys") as j:
-        ack = j.start(get_template("specialty_start"), patient_ref="pt-7f3a", program="p1")
-        print(j.state(ack.journey_id).stage)
+    with SyncPitwallHttpClient("https://pitwall.example", api_key=KEY) as pitwall:
+        print(pitwall.state(journey_id).stage)
 
-The async client runs on a private event loop in a daemon thread; each call blocks
-until it is done and raises what the async client raises (JourneyNotFound, ...).
+Each method is the async client's own, run to completion on a private event loop in a
+daemon thread: same arguments, answers and errors, declared once (`blocking`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from client.journeys import JourneyClient, connect_temporal
-from client.models import JourneyFilter, JourneyPage
-from domain.journey import EventAck, JourneyState, PreferencesChange, StartAck
-from domain.partners import PartnerEvent
-from domain.template import JourneyTemplate
+import httpx
 
+from client.http import PitwallHttpClient
+from contract.journeys import JourneySummary
+
+P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -29,12 +28,12 @@ class _LoopThread:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(
-            target=self.loop.run_forever, name="pitwall-journey-client", daemon=True
+            target=self.loop.run_forever, name="pitwall-http-client", daemon=True
         )
         self.thread.start()
 
-    def run(self, call: Coroutine[Any, Any, T], timeout: float | None) -> T:
-        return asyncio.run_coroutine_threadsafe(call, self.loop).result(timeout)
+    def run(self, call: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(call, self.loop).result()
 
     def stop(self) -> None:
         if self.loop.is_closed():
@@ -44,99 +43,65 @@ class _LoopThread:
         self.loop.close()
 
 
-class SyncJourneyClient:
-    def __init__(self, journeys: JourneyClient, runner: _LoopThread, timeout: float | None) -> None:
-        """Use `connect`; the client must live on the runner's loop."""
-        self.journeys = journeys
-        self._runner = runner
-        self.timeout = timeout
+def blocking(
+    method: Callable[Concatenate[PitwallHttpClient, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[SyncPitwallHttpClient, P], T]:
+    """The async client's `method`, blocking until it is done."""
 
-    @classmethod
-    def connect(
-        cls,
-        address: str,
-        namespace: str = "default",
-        task_queue: str = "pitwall-journeys",
-        *,
-        lazy: bool = False,
-        timeout: float | None = 60.0,
-        page_token_key: bytes | None = None,
-    ) -> SyncJourneyClient:
-        """Connect to Temporal; `timeout` bounds every call (seconds, None: no bound)."""
-        runner = _LoopThread()
-        try:
-            temporal = runner.run(connect_temporal(address, namespace, lazy=lazy), timeout)
-        except BaseException:
-            runner.stop()
-            raise
-        journeys = JourneyClient(temporal, task_queue, page_token_key=page_token_key)
-        return cls(journeys, runner, timeout)
+    def call(self: SyncPitwallHttpClient, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._runner.run(method(self._client, *args, **kwargs))
 
-    def _run(self, call: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(call, self.timeout)
+    call.__name__ = method.__name__
+    call.__doc__ = method.__doc__
+    return call
 
-    # -- the JourneyClient API, blocking -------------------------------------------------
-    def start(
+
+class SyncPitwallHttpClient:
+    def __init__(
         self,
-        template: JourneyTemplate,
+        base_url: str,
+        api_key: str | None = None,
         *,
-        patient_ref: str,
-        program: str,
-        business_key: str | None = None,
-        params: dict[str, Any] | None = None,
-        context: dict[str, Any] | None = None,
-        time_scale: float = 1.0,
-    ) -> StartAck:
-        return self._run(
-            self.journeys.start(
-                template,
-                patient_ref=patient_ref,
-                program=program,
-                business_key=business_key,
-                params=params,
-                context=context,
-                time_scale=time_scale,
-            )
-        )
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._runner = _LoopThread()
+        self._client = PitwallHttpClient(base_url, api_key, timeout=timeout, transport=transport)
 
-    def state(self, journey_id: str) -> JourneyState:
-        return self._run(self.journeys.state(journey_id))
+    start = blocking(PitwallHttpClient.start)
+    state = blocking(PitwallHttpClient.state)
+    find = blocking(PitwallHttpClient.find)
+    send_event = blocking(PitwallHttpClient.send_event)
+    pause = blocking(PitwallHttpClient.pause)
+    resume = blocking(PitwallHttpClient.resume)
+    cancel = blocking(PitwallHttpClient.cancel)
+    templates = blocking(PitwallHttpClient.templates)
+    template = blocking(PitwallHttpClient.template)
+    register_patient = blocking(PitwallHttpClient.register_patient)
+    patient = blocking(PitwallHttpClient.patient)
+    timeline = blocking(PitwallHttpClient.timeline)
+    consents = blocking(PitwallHttpClient.consents)
+    grant_consent = blocking(PitwallHttpClient.grant_consent)
+    revoke_consents = blocking(PitwallHttpClient.revoke_consents)
+    preferences = blocking(PitwallHttpClient.preferences)
+    set_preferences = blocking(PitwallHttpClient.set_preferences)
 
-    def send_event(self, journey_id: str, event: PartnerEvent) -> EventAck:
-        return self._run(self.journeys.send_event(journey_id, event))
+    def iter_journeys(self, **filters: Any) -> Iterator[JourneySummary]:
+        token: str | None = None
+        while True:
+            page = self.find(**filters, page_token=token)
+            yield from page.items
+            token = page.next_page_token
+            if not token:
+                return
 
-    def signal_event(self, journey_id: str, event: PartnerEvent) -> None:
-        self._run(self.journeys.signal_event(journey_id, event))
-
-    def pause(self, journey_id: str, reason: str = "") -> JourneyState:
-        return self._run(self.journeys.pause(journey_id, reason))
-
-    def resume(self, journey_id: str, reason: str = "") -> JourneyState:
-        return self._run(self.journeys.resume(journey_id, reason))
-
-    def cancel(self, journey_id: str, reason: str = "") -> JourneyState:
-        return self._run(self.journeys.cancel(journey_id, reason))
-
-    def set_preferences(self, journey_id: str, change: PreferencesChange) -> JourneyState:
-        return self._run(self.journeys.set_preferences(journey_id, change))
-
-    def find(
-        self,
-        where: JourneyFilter | None = None,
-        *,
-        page_size: int = 50,
-        page_token: str | None = None,
-    ) -> JourneyPage:
-        return self._run(self.journeys.find(where, page_size=page_size, page_token=page_token))
-
-    def result(self, journey_id: str) -> JourneyState:
-        return self._run(self.journeys.result(journey_id))
-
-    # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
-        self._runner.stop()
+        try:
+            self._runner.run(self._client.aclose())
+        finally:
+            self._runner.stop()
 
-    def __enter__(self) -> SyncJourneyClient:
+    def __enter__(self) -> SyncPitwallHttpClient:
         return self
 
     def __exit__(

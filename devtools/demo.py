@@ -1,8 +1,10 @@
 """Demo patients: sandbox scenarios, contact details and consents, and their journeys.
 
 Everything here is idempotent, so running the stack again finds the same journeys.
-Patient refs are pseudonymous; the contact details are fictional (555 numbers,
-example.com), and they live in the store, never in the journey.
+The demo registers its patients through the HTTP API, as a hub intake service would:
+each has an id of the hub's own (`demo-approve`...) and Pitwall answers with its
+pseudonym, which is all that journeys, partners and logs see. The contact details are
+fictional (555 numbers, example.com) and live in the store, never in the journey.
 
 Dev API keys (`ensure_dev_keys`): one with `admin` for you (curl, the client), one with
 the `webhooks:*` scopes for the sandbox's callbacks. They are made once and kept in
@@ -21,16 +23,17 @@ from typing import Any
 import httpx
 
 from client.http import PitwallHttpClient
+from contract.journeys import StartJourney
+from contract.patients import ConsentGrantIn, ContactPoint, PatientIn
 from domain.journey import StartAck
 from store.api_keys import WEBHOOK_PARTNERS, ApiKeyRepository
-from store.patients import PatientDetails, PatientDirectory
 
 PROGRAM = "demo-program"
 
 
 @dataclass(frozen=True)
 class DemoPatient:
-    ref: str
+    patient_id: str  # the hub's own id; Pitwall maps it to a pseudonym
     story: str
     scenario: dict[str, Any]
     phone: str
@@ -39,33 +42,33 @@ class DemoPatient:
 
 
 DEMO_PATIENTS = (
-    DemoPatient("pt-demo-approve", "PA approved at once", {"pa": "approve"}, "+15555550101"),
+    DemoPatient("demo-approve", "PA approved at once", {"pa": "approve"}, "+15555550101"),
     DemoPatient(
-        "pt-demo-pended",
+        "demo-pended",
         "PA pended ~6 days, then approved by payer callback",
         {"pa": "pend_approve", "pend_seconds": 25},
         "+15555550102",
     ),
     DemoPatient(
-        "pt-demo-appeal",
+        "demo-appeal",
         "PA denied, appeal approved after a pend",
         {"pa": "deny_appeal_approve", "appeal_pend_seconds": 15},
         "+15555550103",
     ),
     DemoPatient(
-        "pt-demo-no-pa",
+        "demo-no-pa",
         "No PA required; pharmacy callbacks duplicated and out of order",
         {"pa_required": False, "duplicate_callbacks": True, "out_of_order": True},
         "+15555550104",
     ),
     DemoPatient(
-        "pt-demo-outage",
+        "demo-outage",
         "Payer down (503) for 20 s; retried until it recovers",
         {"outage": {"service": "payer", "seconds": 20, "status": 503}},
         "+15555550105",
     ),
     DemoPatient(
-        "pt-demo-no-consent",
+        "demo-no-consent",
         "No SMS consent on file: welcome text suppressed, journey flagged",
         {"pa": "approve"},
         "+15555550106",
@@ -74,41 +77,59 @@ DEMO_PATIENTS = (
 )
 
 
-def seed_store(directory: PatientDirectory) -> None:
-    for patient in DEMO_PATIENTS:
-        directory.patients.upsert(
-            patient.ref,
-            PatientDetails(
-                phone=patient.phone,
-                email=f"{patient.ref}@example.com",
-                timezone=patient.context["timezone"],
-            ),
-        )
-        if patient.sms_consent:
-            for purpose in ("treatment", "adherence"):
-                directory.grant_consent(patient.ref, "sms", purpose, PROGRAM)
+async def register(api: PitwallHttpClient, patient: DemoPatient) -> str:
+    """Register the patient and its consents over HTTP; returns Pitwall's pseudonym."""
+    registered = await api.register_patient(
+        patient.patient_id,
+        PatientIn(
+            telecom=[
+                ContactPoint(system="phone", value=patient.phone, use="mobile"),
+                ContactPoint(system="email", value=f"{patient.patient_id}@example.com"),
+            ],
+            timezone=str(patient.context["timezone"]),
+            language="en",
+        ),
+    )
+    if patient.sms_consent:
+        for purpose in ("treatment", "adherence"):
+            await api.grant_consent(
+                patient.patient_id,
+                ConsentGrantIn(channel="sms", purpose=purpose, program=PROGRAM),
+            )
+    return registered.patient_ref
 
 
-def seed_sandbox(sandbox_url: str) -> None:
-    with httpx.Client(base_url=sandbox_url, timeout=10) as http:
-        for patient in DEMO_PATIENTS:
-            http.put(f"/_sandbox/scenarios/{patient.ref}", json=patient.scenario).raise_for_status()
+async def seed_sandbox(sandbox_url: str, patient_ref: str, scenario: dict[str, Any]) -> None:
+    """The sandbox scripts partners per patient, by the pseudonym they receive."""
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
+        (await http.put(f"/_sandbox/scenarios/{patient_ref}", json=scenario)).raise_for_status()
+
+
+@dataclass(frozen=True)
+class DemoJourney:
+    patient: DemoPatient
+    patient_ref: str
+    ack: StartAck
 
 
 async def start_journeys(
-    api: PitwallHttpClient, template_id: str, time_scale: float
-) -> list[tuple[DemoPatient, StartAck]]:
-    """Through the HTTP API, as a hub intake service would (idempotent: safe to rerun)."""
+    api: PitwallHttpClient, sandbox_url: str, template_id: str, time_scale: float
+) -> list[DemoJourney]:
+    """Register, script the sandbox, start: all through the HTTP API (safe to rerun)."""
     started = []
     for patient in DEMO_PATIENTS:
+        patient_ref = await register(api, patient)
+        await seed_sandbox(sandbox_url, patient_ref, patient.scenario)
         ack = await api.start(
-            template_id,
-            patient_ref=patient.ref,
-            program=PROGRAM,
-            context=patient.context,
-            time_scale=time_scale,
+            StartJourney(
+                template=template_id,
+                patient_id=patient.patient_id,
+                program=PROGRAM,
+                context=patient.context,
+                time_scale=time_scale,
+            )
         )
-        started.append((patient, ack))
+        started.append(DemoJourney(patient, patient_ref, ack))
     return started
 
 

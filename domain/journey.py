@@ -120,59 +120,8 @@ class HumanTask(BaseModel):
     closed_at: datetime | None = None
 
 
-Channel = Literal["sms", "email"]
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 LANGUAGE = r"^[a-z]{2,3}(-[A-Z]{2})?$"
-
-
-class QuietHours(BaseModel):
-    """A patient's own quiet hours (local time), overriding the program default."""
-
-    start: str = Field(description="HH:MM (00:00-23:59), local time; no contact from here...")
-    end: str = Field(description="...until here (HH:MM); may wrap past midnight.")
-
-
-class Preferences(BaseModel):
-    """Contact preferences the patient gave; None means the program default."""
-
-    channel: Channel | None = Field(None, description="Preferred channel: sms or email.")
-    quiet_hours: QuietHours | None = None
-    language: str | None = Field(None, description="Language code, e.g. en or es-US.")
-
-
-class PreferencesChange(BaseModel):
-    """Input of the `set_preferences` update. Types are loose on purpose: the workflow's
-    validator checks the values (`problems()`), so a bad change is rejected before it
-    reaches history, whichever client sent it."""
-
-    channel: str | None = None
-    quiet_hours: QuietHours | None = None
-    language: str | None = None
-    reason: str = Field("", description="Why (no patient data); at most 200 characters.")
-
-    def problems(self) -> list[str]:
-        found: list[str] = []
-        if self.channel is None and self.quiet_hours is None and self.language is None:
-            found.append("nothing to change: give channel, quiet_hours or language")
-        if self.channel is not None and self.channel not in ("sms", "email"):
-            found.append("channel must be sms or email")
-        if self.quiet_hours is not None:
-            hours = self.quiet_hours
-            for name, value in (("start", hours.start), ("end", hours.end)):
-                if not re.match(HHMM, value):
-                    found.append(f"quiet_hours.{name} must be HH:MM between 00:00 and 23:59")
-            if hours.start == hours.end:
-                found.append("quiet_hours.start and quiet_hours.end must differ")
-        if self.language is not None and not re.match(LANGUAGE, self.language):
-            found.append("language must be a code like en, es or es-US")
-        if len(self.reason) > 200:
-            found.append("reason must be at most 200 characters")
-        return found
-
-    def applied_to(self, current: Preferences) -> Preferences:
-        """`current` with this change's given fields replaced (call after problems())."""
-        given = self.model_dump(include={"channel", "quiet_hours", "language"}, exclude_none=True)
-        return current.model_validate({**current.model_dump(), **given})
 
 
 # Bounds that keep a journey's memory the same size in year five as in week one.
@@ -222,9 +171,6 @@ class JourneyState(BaseModel):
     outcome_reason: str | None = None
     paused_reason: str | None = None
     started_at: datetime | None = None
-    preferences: Preferences = Field(
-        default_factory=Preferences, description="Contact preferences set by update."
-    )
 
     def complete(self, record: StepRecord) -> None:
         self.completed_steps.append(record)

@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Literal, get_args
+from typing import ClassVar, Literal, get_args
 
-from sqlalchemy import JSON, ColumnElement, Engine, String, update
+from sqlalchemy import JSON, ColumnElement, Engine, String, func, update
 from sqlmodel import Field, Session, SQLModel, col, or_, select
 
 from store.db import session
@@ -88,6 +88,11 @@ def _in_force_clause(at: datetime) -> tuple[ColumnElement[bool], ...]:
     )
 
 
+def _check_scope(grant: ConsentGrant) -> None:
+    if grant.channel not in get_args(Channel) or grant.purpose not in get_args(Purpose):
+        raise ValueError("unknown channel or purpose")
+
+
 class ConsentRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -95,31 +100,52 @@ class ConsentRepository:
     def grant(self, patient_ref: str, grant: ConsentGrant) -> Consent:
         """Record a consent (or a refusal, status `rejected`). Idempotent: the same grant
         (scope, method, evidence, expiry) already in force returns the existing row."""
-        if grant.channel not in get_args(Channel) or grant.purpose not in get_args(Purpose):
-            raise ValueError("unknown channel or purpose")
+        _check_scope(grant)
         with session(self.engine) as s:
             if grant.status == "active":
-                same = s.exec(
-                    select(Consent).where(
-                        Consent.patient_ref == patient_ref,
-                        Consent.person == grant.person,
-                        Consent.channel == grant.channel,
-                        Consent.address == grant.address,
-                        Consent.purpose == grant.purpose,
-                        Consent.program == grant.program,
-                        Consent.method == grant.method,
-                        Consent.evidence_ref == grant.evidence_ref,
-                        Consent.expires_at == grant.expires_at,
-                        col(Consent.revoked_at).is_(None),
-                        col(Consent.status) == "active",
-                    )
-                ).first()
+                same = self._same(s, patient_ref, grant)
                 if same is not None:
                     return same
             row = Consent(patient_ref=patient_ref, **grant.model_dump())
             s.add(row)
             s.commit()
             return row
+
+    @staticmethod
+    def _same(s: Session, patient_ref: str, grant: ConsentGrant) -> Consent | None:
+        """What makes `grant` a repeat: for a consent, the same grant (scope, method,
+        evidence, expiry) still in force; for a refusal, the newest record of that scope
+        being the same refusal. None otherwise (other statuses never repeat)."""
+        scope = (
+            Consent.patient_ref == patient_ref,
+            Consent.person == grant.person,
+            Consent.channel == grant.channel,
+            Consent.address == grant.address,
+            Consent.purpose == grant.purpose,
+            Consent.program == grant.program,
+        )
+        same = (
+            Consent.method == grant.method,
+            Consent.evidence_ref == grant.evidence_ref,
+            Consent.expires_at == grant.expires_at,
+        )
+        if grant.status == "active":
+            return s.exec(
+                select(Consent).where(
+                    *scope,
+                    *same,
+                    col(Consent.revoked_at).is_(None),
+                    col(Consent.status) == "active",
+                )
+            ).first()
+        if grant.status == "rejected":
+            newest = select(func.max(Consent.id)).where(*scope).scalar_subquery()
+            return s.exec(
+                select(Consent).where(
+                    col(Consent.id) == newest, col(Consent.status) == "rejected", *same
+                )
+            ).first()
+        return None
 
     def revoke(
         self,
@@ -135,7 +161,28 @@ class ConsentRepository:
         """Revoke the consents in force that match (None matches all); returns how many.
 
         Only `revoked_at`, `revoked_reason` and `status` change, once: the grant stays."""
-        at = at or utcnow()
+        with session(self.engine) as s:
+            revoked = self._revoke(
+                s, patient_ref, reason=reason, channel=channel, purpose=purpose,
+                program=program, address=address, at=at,
+            )  # fmt: skip
+            s.commit()
+            return len(revoked)
+
+    @staticmethod
+    def _revoke(
+        s: Session,
+        patient_ref: str,
+        *,
+        reason: str,
+        channel: str | None = None,
+        purpose: str | None = None,
+        program: str | None = None,
+        address: str | None = None,
+        at: datetime | None = None,
+    ) -> list[int]:
+        """`revoke` in the caller's transaction; the ids revoked, in order. Atomic: of two
+        concurrent revocations of one consent, one revokes it (UPDATE ... RETURNING)."""
         stmt = (
             update(Consent)
             .where(
@@ -143,7 +190,7 @@ class ConsentRepository:
                 col(Consent.revoked_at).is_(None),
                 col(Consent.status) == "active",
             )
-            .values(revoked_at=at, revoked_reason=reason, status="inactive")
+            .values(revoked_at=at or utcnow(), revoked_reason=reason, status="inactive")
         )
         for column, value in (
             (Consent.channel, channel),
@@ -153,10 +200,8 @@ class ConsentRepository:
         ):
             if value is not None:
                 stmt = stmt.where(col(column) == value)
-        with session(self.engine) as s:
-            count = s.execute(stmt).rowcount  # type: ignore[attr-defined]
-            s.commit()
-            return int(count)
+        returning = stmt.returning(col(Consent.id)).execution_options(synchronize_session=False)
+        return sorted(int(i) for i in s.execute(returning).scalars())
 
     def in_force(
         self,
@@ -247,6 +292,11 @@ class PreferenceChange(SQLModel):
 class Preference(SQLModel, table=True):
     """One version of a patient's preferences; the newest row is in force."""
 
+    # What a version sets (reason and source only say why and who).
+    SETTINGS: ClassVar[tuple[str, ...]] = (
+        "channel_ranking", "language", "quiet_hours_start", "quiet_hours_end", "do_not_contact",
+    )  # fmt: skip
+
     __tablename__ = "preference"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -283,19 +333,22 @@ class PreferenceRepository:
     ) -> Preference:
         """Append a new version: the current preferences with `change` applied."""
         with session(self.engine) as s:
-            current = self._current(s, patient_ref)
-            base = (
-                current.model_dump(exclude={"id", "recorded_at", "source", "reason"})
-                if current is not None
-                else {"patient_ref": patient_ref}
-            )
-            row = Preference(
-                **{**base, **change.model_dump(exclude_unset=True)},
-                source=source,
-            )
+            row = self._next(patient_ref, self._current(s, patient_ref), change, source)
             s.add(row)
             s.commit()
             return row
+
+    @staticmethod
+    def _next(
+        patient_ref: str, current: Preference | None, change: PreferenceChange, source: str
+    ) -> Preference:
+        """The version `change` makes of `current` (not yet added to any session)."""
+        base = (
+            current.model_dump(exclude={"id", "recorded_at", "source", "reason"})
+            if current is not None
+            else {"patient_ref": patient_ref}
+        )
+        return Preference(**{**base, **change.model_dump(exclude_unset=True)}, source=source)
 
     def current(self, patient_ref: str) -> Preference | None:
         with session(self.engine) as s:

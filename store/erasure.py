@@ -8,7 +8,9 @@ What `forget` erases, in one transaction:
   when, by which method, and when it was revoked);
 - timeline summaries and correlation ids (type, time, journey and key stay, `redacted`);
 - provider message ids in the contact ledger (statuses and reasons stay, so counts do);
-- payloads and correlation keys of unmatched callbacks for the patient's journeys.
+- payloads and correlation keys of unmatched callbacks for the patient's journeys;
+- the link from the caller's external patient id (MRN...) to the pseudonym: row deleted,
+  so that id no longer finds the patient (a later registration with it is a new patient).
 What stays: the pseudonymous ref, timeline entries per type, the ledger's decisions, the
 consent history without addresses, preferences and opt-outs (codes, no personal data),
 plus a `do_not_contact` preference so nothing is ever sent again.
@@ -25,6 +27,7 @@ from sqlmodel import col, select
 from store.callbacks import UnmatchedCallback
 from store.consents import Consent, Preference, PreferenceRepository
 from store.db import insert_ignore, session
+from store.identities import PatientIdentity
 from store.ledger import ContactLedgerEntry
 from store.patients import Coverage, Patient, Prescriber
 from store.timeline import TimelineEntry, TimelineType
@@ -68,6 +71,10 @@ def forget(engine: Engine, patient_ref: str, at: datetime | None = None) -> Eras
 
         run("coverage", delete(Coverage).where(col(Coverage.patient_ref) == patient_ref))
         run("prescriber", delete(Prescriber).where(col(Prescriber.patient_ref) == patient_ref))
+        run(
+            "patient_identity",
+            delete(PatientIdentity).where(col(PatientIdentity.patient_ref) == patient_ref),
+        )
         run(
             "consent",
             update(Consent)

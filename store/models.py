@@ -1,7 +1,7 @@
 """Every table of the store, in one place (Alembic's target metadata imports this module).
 
 Tables live beside their repositories: patients, consents (+ preferences, opt-outs),
-ledger, timeline, callbacks, API keys.
+ledger, timeline, callbacks, API keys, patient identities.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from store.api_keys import ApiKey
 from store.callbacks import UnmatchedCallback
 from store.consents import Consent, OptOut, Preference
 from store.correlations import Correlation
+from store.identities import PatientIdentity
 from store.ledger import ContactEvent, ContactLedgerEntry
 from store.patients import Coverage, Patient, Prescriber
 from store.timeline import TimelineEntry
@@ -27,6 +28,7 @@ __all__ = [
     "Coverage",
     "OptOut",
     "Patient",
+    "PatientIdentity",
     "Preference",
     "Prescriber",
     "TimelineEntry",

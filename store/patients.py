@@ -272,7 +272,7 @@ class PatientDirectory:
             patient = s.get(Patient, patient_ref)
             if patient is not None and patient.forgotten_at is not None:
                 return ContactDecision(None, "erased")
-            address = _address(patient, channel, person)
+            address = address_for(patient, channel, person)
             if not address:
                 return ContactDecision(None, "no_contact")
             if PreferenceRepository._opted_out(s, patient_ref):
@@ -307,7 +307,7 @@ class PatientDirectory:
         person: str = "patient",
     ) -> Consent:
         """Consent for the address on file now (a later change of number needs a new one)."""
-        address = _address(self.patients.get(patient_ref), channel, person)
+        address = address_for(self.patients.get(patient_ref), channel, person)
         if not address:
             raise LookupError(f"no {channel} address on file for {patient_ref}")
         return self.consents.grant(
@@ -332,7 +332,7 @@ class PatientDirectory:
         return self.preferences.opt_in(patient_ref, source)
 
 
-def _address(patient: Patient | None, channel: str, person: str) -> str | None:
+def address_for(patient: Patient | None, channel: str, person: str) -> str | None:
     if patient is None:
         return None
     if person == "caregiver":

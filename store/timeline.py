@@ -16,9 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, field_validator, model_validator
 from sqlalchemy import JSON, Engine, Index, UniqueConstraint, func
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
-from store.db import insert_ignore, session
+from store.db import insert_ignore
+from store.db import session as open_session
 from store.types import UtcDateTime, utcnow
 
 REF = 64
@@ -45,6 +46,9 @@ class TimelineType(StrEnum):
     TASK_COMPLETED = "task.completed"
     OPERATOR_ACTION = "operator.action"
     CONSENT_CHANGED = "consent.changed"
+    PREFERENCES_CHANGED = "preferences.changed"
+    PATIENT_REGISTERED = "patient.registered"
+    PATIENT_UPDATED = "patient.updated"
     PATIENT_ERASED = "patient.erased"
 
 
@@ -102,18 +106,16 @@ class TimelineRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def record(self, entry: TimelineEvent | BaseModel) -> bool:
+    def record(self, entry: TimelineEvent | BaseModel, *, session: Session | None = None) -> bool:
         """Add the entry unless its idempotency key is already there; True if inserted.
 
-        Takes a `TimelineEvent` or any model of the same fields (e.g. `TimelineNote`)."""
+        Takes a `TimelineEvent` or any model of the same fields (e.g. `TimelineNote`).
+        With `session`, the entry joins that session's transaction (the caller commits)."""
         event = TimelineEvent.model_validate(entry.model_dump())  # validated, also for notes
-        with session(self.engine) as s:
-            inserted = insert_ignore(
-                s,
-                TimelineEntry.__table__,  # type: ignore[attr-defined]
-                {**event.model_dump(), "recorded_at": utcnow(), "redacted": False},
-                conflict=("idempotency_key",),
-            )
+        if session is not None:
+            return _insert(session, event)
+        with open_session(self.engine) as s:
+            inserted = _insert(s, event)
             s.commit()
             return inserted
 
@@ -140,11 +142,11 @@ class TimelineRepository:
         query = query.order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id))
         if limit is not None:
             query = query.limit(limit)
-        with session(self.engine) as s:
+        with open_session(self.engine) as s:
             return list(s.exec(query))
 
     def for_journey(self, journey_ref: str) -> list[TimelineEntry]:
-        with session(self.engine) as s:
+        with open_session(self.engine) as s:
             return list(
                 s.exec(
                     select(TimelineEntry)
@@ -155,10 +157,19 @@ class TimelineRepository:
 
     def counts(self, patient_ref: str) -> dict[str, int]:
         """Entries per type: what survives erasure unchanged."""
-        with session(self.engine) as s:
+        with open_session(self.engine) as s:
             rows = s.exec(
                 select(TimelineEntry.type, func.count())
                 .where(TimelineEntry.patient_ref == patient_ref)
                 .group_by(TimelineEntry.type)
             )
             return {type_: int(n) for type_, n in rows}
+
+
+def _insert(s: Session, event: TimelineEvent) -> bool:
+    return insert_ignore(
+        s,
+        TimelineEntry.__table__,  # type: ignore[attr-defined]
+        {**event.model_dump(), "recorded_at": utcnow(), "redacted": False},
+        conflict=("idempotency_key",),
+    )

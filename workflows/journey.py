@@ -8,6 +8,7 @@ start input and its JourneyMemory. Same workflow id, search attributes and answe
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -31,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         JourneyMemory,
         JourneyStart,
         JourneyState,
-        PreferencesChange,
         StartAck,
     )
     from domain.partners import PartnerEvent
@@ -114,10 +114,11 @@ class TherapyJourney:
             search_attributes=workflow.info().typed_search_attributes,
         )
 
-    # -- start (update-with-start) ---------------------------------------------------
+    # -- start --------------------------------------------------------------------------
     @workflow.update
     def attach(self) -> StartAck:
-        """The start request's update: tells a new journey from an existing one."""
+        """Update-with-start answered this until starts became one StartWorkflowExecution
+        (gateway/journeys.py); kept for journeys started that way, and for old callers."""
         self.attached += 1
         return StartAck(
             journey_id=self.state.journey_id,
@@ -180,25 +181,19 @@ class TherapyJourney:
                 f"journey is already {self.state.status}", type="InvalidState", non_retryable=True
             )
 
-    # -- patient preferences -----------------------------------------------------------
+    # -- retired: preferences live in the patient record (the store) --------------------
     @workflow.update
-    def set_preferences(self, change: PreferencesChange) -> JourneyState:
-        self.state.preferences = change.applied_to(self.state.preferences)
+    def set_preferences(self, change: dict[str, Any]) -> JourneyState:
+        """Kept so journeys that took this update still replay; it changes nothing."""
         return self.state
 
     @set_preferences.validator
-    def _validate_preferences(self, change: PreferencesChange) -> None:
-        """Rejects before anything reaches history: a finished journey, or bad values."""
-        if self.state.status in FINISHED or self.runtime.cancel_reason is not None:
-            status = self.state.status if self.state.status in FINISHED else "cancelling"
-            raise ApplicationError(
-                f"journey is already {status}", type="InvalidState", non_retryable=True
-            )
-        problems = change.problems()
-        if problems:
-            raise ApplicationError(
-                "; ".join(problems), type="InvalidPreferences", non_retryable=True
-            )
+    def _refuse_preferences(self, change: dict[str, Any]) -> None:
+        raise ApplicationError(
+            "preferences live in the patient record: PUT /v1/patients/{id}/preferences",
+            type="Retired",
+            non_retryable=True,
+        )
 
     def _operator_note(self, action: str, request: ControlRequest) -> None:
         self.operator_actions += 1

@@ -31,8 +31,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import create_app
-from client.journeys import JourneyClient
 from domain.template_loader import load_templates
+from gateway.journeys import JourneyGateway
 from settings import Settings, StackSettings, TemporalSettings
 from store import Store
 from store.testing import postgres_test_url, throwaway_schema
@@ -59,11 +59,12 @@ def free_port() -> int:
 
 
 def new_patient() -> str:
-    return f"pt-x{uuid.uuid4().hex[:12]}"  # never all digits: that looks like PHI
+    """A caller's own patient id, shaped like an MRN (Pitwall maps it to a pseudonym)."""
+    return f"MRN-{uuid.uuid4().int % 10**10:010d}"
 
 
-def start_body(patient_ref: str, **extra: Any) -> dict[str, Any]:
-    return {"template": TEMPLATE, "patient_ref": patient_ref, "program": PROGRAM, **extra}
+def start_body(patient_id: str, **extra: Any) -> dict[str, Any]:
+    return {"template": TEMPLATE, "patient_id": patient_id, "program": PROGRAM, **extra}
 
 
 def app_settings(
@@ -97,7 +98,7 @@ class ApiStack:
     env: WorkflowEnvironment
     app: FastAPI
     http: httpx.AsyncClient
-    journeys: JourneyClient
+    journeys: JourneyGateway
     partners: ScriptedPartners
     settings: Settings
     admin_key: str
@@ -114,8 +115,14 @@ class ApiStack:
         """A new API key with these scopes (the whole `pw_...` key)."""
         return self.store.api_keys.create(name, scopes).secret
 
-    async def start(self, patient_ref: str | None = None) -> str:
-        body = start_body(patient_ref or new_patient())
+    def ref(self, patient_id: str) -> str:
+        """Pitwall's pseudonym for a patient id the tests sent."""
+        patient_ref = self.store.identities.resolve(patient_id)
+        assert patient_ref is not None, "never registered nor started"
+        return patient_ref
+
+    async def start(self, patient_id: str | None = None) -> str:
+        body = start_body(patient_id or new_patient())
         response = await self.http.post("/v1/journeys", json=body)
         assert response.status_code == 201, response.text
         return str(response.json()["journey_id"])
@@ -180,7 +187,7 @@ async def api(
             env=local_env,
             app=app,
             http=http,
-            journeys=JourneyClient(local_env.client, queue),
+            journeys=JourneyGateway(local_env.client, queue),
             partners=partners,
             settings=settings,
             admin_key=http.headers["authorization"].removeprefix("Bearer "),

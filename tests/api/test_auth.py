@@ -22,9 +22,10 @@ from adapters.signatures import (
     twilio_signature,
 )
 from api.app import create_app
-from client.http import Forbidden, PitwallHttpClient, Unauthenticated
+from client.errors import Forbidden, Unauthenticated
+from client.http import PitwallHttpClient
+from contract.journeys import StartJourney
 from settings import ReceiverSettings
-from store.patients import PatientDetails
 from tests.api.conftest import (
     KNOWN_TEMPLATES,
     PROGRAM,
@@ -72,6 +73,7 @@ def calls(patient: str, journey_id: str) -> dict[str, list[Call]]:
             ),
             ("POST", f"/v1/patients/{patient}/consents/revoke", {"reason": "test_only"}),
             ("PUT", f"/v1/patients/{patient}/preferences", {"language": "en"}),
+            ("PUT", f"/v1/patients/{patient}", {"language": "en"}),
         ],
     }
 
@@ -91,7 +93,9 @@ def no_key(api: ApiStack) -> httpx.AsyncClient:
 
 async def setup_patient(api: ApiStack) -> tuple[str, str]:
     patient = new_patient()
-    api.store.patients.upsert(patient, PatientDetails(phone="+15555550199"))
+    telecom = [{"system": "phone", "value": "+15555550199"}]
+    put = await api.http.put(f"/v1/patients/{patient}", json={"telecom": telecom})
+    assert put.status_code == 201, put.text
     return patient, await api.start(patient)
 
 
@@ -182,6 +186,17 @@ async def test_authentication_comes_before_validation_and_echoes_nothing(
     assert "5551234567" not in response.text + read_only.text
 
 
+async def test_a_start_carrying_intake_also_needs_patients_write(api: ApiStack) -> None:
+    body = start_body(new_patient(), patient={"language": "es"})
+    refused = await api.http.post(
+        "/v1/journeys", json=body, headers=bearer(api.key("journeys:write"))
+    )
+    assert assert_problem(refused, 403, "forbidden")["required_scope"] == "patients:write"
+    both = api.key("journeys:write", "patients:write")
+    allowed = await api.http.post("/v1/journeys", json=body, headers=bearer(both))
+    assert allowed.status_code == 201, allowed.text
+
+
 async def test_keys_are_stored_hashed_never_the_secret(api: ApiStack) -> None:
     made = api.store.api_keys.create("hash-check", ["journeys:read"])
     secret_part = made.secret.split("_", 2)[2]
@@ -211,7 +226,9 @@ async def test_http_client_raises_unauthenticated_and_forbidden(api: ApiStack) -
     ) as reader:
         assert [t.id for t in await reader.templates()] == KNOWN_TEMPLATES
         with pytest.raises(Forbidden) as refused:
-            await reader.start(TEMPLATE, patient_ref=new_patient(), program=PROGRAM)
+            await reader.start(
+                StartJourney(template=TEMPLATE, patient_id=new_patient(), program=PROGRAM)
+            )
     assert refused.value.required_scope == "journeys:write"
 
 

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowUpdateFailedError
 
 from api.app import create_app
-from api.deps import journey_client
+from api.deps import journey_gateway
 from tests.api.conftest import (
     KNOWN_TEMPLATES,
     PROGRAM,
@@ -123,17 +124,39 @@ async def test_unknown_template_version_and_parameter_are_422(api: ApiStack) -> 
     assert [e["field"] for e in body["errors"]] == ["body.params.not_a_param"]
 
 
-@pytest.mark.parametrize("phi", ["5551234567", "1984-03-02", "123-45-6789", "jane.doe@x.org"])
-async def test_patient_data_as_patient_id_is_422_and_never_echoed(api: ApiStack, phi: str) -> None:
-    start = await api.http.post("/v1/journeys", json=start_body(phi))
+@pytest.mark.parametrize("patient_id", ["5551234567", "1984-03-02", "MRN-00123456", "john-smith"])
+async def test_a_callers_patient_id_never_becomes_part_of_a_journey(
+    api: ApiStack, patient_id: str
+) -> None:
+    start = await api.http.post("/v1/journeys", json=start_body(patient_id))
+    assert start.status_code == 201, start.text
+    journey_id = start.json()["journey_id"]
+    assert patient_id not in journey_id and patient_id not in start.text
+    assert journey_id == f"journey/{PROGRAM}/{api.ref(patient_id)}"
+
+    async def listed() -> list[str]:
+        page = await api.http.get("/v1/journeys", params={"patient": patient_id})
+        return [item["journey_id"] for item in page.json()["items"]]
+
+    assert await eventually(listed) == [journey_id]
+    assert patient_id not in (await api.http.get(f"/v1/journeys/{journey_id}")).text
+    # A journey id is Pitwall's own: one built from patient data is refused, unechoed.
+    by_id = await api.http.get(f"/v1/journeys/journey/{PROGRAM}/{patient_id}")
+    assert by_id.status_code in (404, 422) and patient_id not in by_id.text
+
+
+@pytest.mark.parametrize("bad", ["", "has space", "x" * 129, "semi;colon", "tab\there"])
+async def test_a_malformed_patient_id_is_422_and_never_echoed(api: ApiStack, bad: str) -> None:
+    start = await api.http.post("/v1/journeys", json=start_body(bad))
     body = assert_problem(start, 422, "invalid-request")
-    assert [e["field"] for e in body["errors"]] == ["body.patient_ref"]
-    listing = await api.http.get("/v1/journeys", params={"patient": phi})
-    assert_problem(listing, 422, "invalid-request")
-    by_id = await api.http.get(f"/v1/journeys/journey/{PROGRAM}/{phi}")
-    assert by_id.status_code == 422
-    for response in (start, listing, by_id):
-        assert phi not in response.text
+    assert [e["field"] for e in body["errors"]] == ["body.patient_id"]
+    if bad:
+        assert bad not in start.text
+
+
+async def test_listing_an_unknown_patient_is_empty(api: ApiStack) -> None:
+    page = await api.http.get("/v1/journeys", params={"patient": new_patient()})
+    assert page.status_code == 200 and page.json()["items"] == []
 
 
 async def test_unexpected_fields_and_bad_json_are_422(api: ApiStack) -> None:
@@ -290,7 +313,8 @@ async def test_pause_twice_is_409_and_resume_continues(api: ApiStack) -> None:
 
 
 async def test_cancel_then_the_finished_journey_refuses_changes(api: ApiStack) -> None:
-    journey_id = await api.start()
+    patient = new_patient()
+    journey_id = await api.start(patient)
     await api.reaches(journey_id, "consent")
     cancelled = await api.http.post(
         f"/v1/journeys/{journey_id}/cancel", json={"reason": "withdrawn"}
@@ -307,43 +331,22 @@ async def test_cancel_then_the_finished_journey_refuses_changes(api: ApiStack) -
     event = {"event_id": "late-1", "type": "operator.note", "correlation_key": "note"}
     late = await api.http.post(f"/v1/journeys/{journey_id}/events", json=event)
     assert_problem(late, 409, "journey-finished")
-    prefs = await api.http.patch(f"/v1/journeys/{journey_id}/preferences", json={"language": "en"})
-    assert_problem(prefs, 409, "journey-finished")
     # Starting it again returns the finished journey, never a second one.
-    restart = await api.http.post("/v1/journeys", json=start_body(journey_id.split("/")[2]))
+    restart = await api.http.post("/v1/journeys", json=start_body(patient))
     assert restart.status_code == 200 and restart.json()["journey_id"] == journey_id
 
 
-async def test_invalid_preferences_are_422_and_never_reach_history(api: ApiStack) -> None:
+async def test_preferences_live_only_in_the_patient_record(api: ApiStack) -> None:
     journey_id = await api.start()
-    url = f"/v1/journeys/{journey_id}/preferences"
-
-    by_schema = await api.http.patch(url, json={"channel": "pigeon", "language": "english!"})
-    body = assert_problem(by_schema, 422, "invalid-request")
-    assert {e["field"] for e in body["errors"]} == {"body.channel", "body.language"}
-    assert "pigeon" not in by_schema.text
-
-    # Well-formed but refused by the workflow's update validator (before history).
-    same_hours = {"quiet_hours": {"start": "21:00", "end": "21:00"}}
-    by_validator = await api.http.patch(url, json=same_hours)
-    body = assert_problem(by_validator, 422, "invalid-preferences")
-    assert "must differ" in body["detail"]
-    nothing = await api.http.patch(url, json={})
-    assert_problem(nothing, 422, "invalid-preferences")
+    gone = await api.http.patch(f"/v1/journeys/{journey_id}/preferences", json={"language": "es"})
+    assert_problem(gone, 405, "method-not-allowed")
+    # The retired journey update is refused before it reaches history, whoever sends it.
+    handle = api.temporal.get_workflow_handle(journey_id)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update("set_preferences", {"language": "es"})
+    assert "PUT /v1/patients/{id}/preferences" in str(refused.value.cause)
     assert await accepted_updates(api, journey_id, "set_preferences") == 0
-
-    valid = {"channel": "email", "quiet_hours": {"start": "21:30", "end": "07:00"}}
-    changed = await api.http.patch(url, json=valid)
-    assert changed.status_code == 200, changed.text
-    language = await api.http.patch(url, json={"language": "es-US"})
-    assert language.status_code == 200
-    state = (await api.http.get(f"/v1/journeys/{journey_id}")).json()
-    assert state["preferences"] == {
-        "channel": "email",
-        "quiet_hours": {"start": "21:30", "end": "07:00"},
-        "language": "es-US",
-    }
-    assert await accepted_updates(api, journey_id, "set_preferences") == 2
+    assert "preferences" not in (await api.http.get(f"/v1/journeys/{journey_id}")).json()
 
 
 # -- templates ----------------------------------------------------------------------------
@@ -386,7 +389,7 @@ async def test_unexpected_error_is_a_bare_500_problem(api: ApiStack, tmp_path: P
             raise ValueError(f"boom for {journey_id} pt-secret-5551234")
 
     app = create_app(api.settings, temporal=api.temporal)
-    app.dependency_overrides[journey_client] = Exploding
+    app.dependency_overrides[journey_gateway] = Exploding
     async with running(app) as http:
         response = await http.get(f"/v1/journeys/journey/{PROGRAM}/pt-secret")
     body = assert_problem(response, 500, "internal-error")
@@ -401,7 +404,7 @@ async def test_temporal_down_is_503_with_retry_after(tmp_path: Path) -> None:
         calls = [
             http.post("/v1/journeys", json=start_body(new_patient())),
             http.get(f"/v1/journeys/journey/{PROGRAM}/pt-someone"),
-            http.get("/v1/journeys", params={"patient": "pt-someone"}),
+            http.get("/v1/journeys", params={"program": PROGRAM}),
             http.post(f"/v1/journeys/journey/{PROGRAM}/pt-someone/pause"),
         ]
         for response in await asyncio.gather(*calls):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from store.patients import PatientDetails
 from tests.api.conftest import PROGRAM, ApiStack, new_patient
 from tests.api.test_journeys_api import assert_problem
 
@@ -15,13 +15,24 @@ PHONE = "+15555550199"
 EMAIL = "someone.private@example.com"
 
 
-def patient(api: ApiStack, **details: Any) -> str:
-    ref = new_patient()
-    api.store.patients.upsert(
-        ref, PatientDetails(**({"phone": PHONE, "email": EMAIL, "timezone": "America/Chicago"}
-                               | details))
-    )  # fmt: skip
-    return ref
+@dataclass(frozen=True)
+class Registered:
+    id: str  # the caller's own id (what the API takes)
+    ref: str  # Pitwall's pseudonym (what the store and journeys hold)
+
+
+async def patient(
+    api: ApiStack, phone: str | None = PHONE, email: str | None = EMAIL
+) -> Registered:
+    """A patient registered over HTTP, as a hub intake service would."""
+    patient_id = new_patient()
+    telecom = [{"system": "phone", "value": phone}] if phone else []
+    telecom += [{"system": "email", "value": email}] if email else []
+    put = await api.http.put(
+        f"/v1/patients/{patient_id}", json={"telecom": telecom, "timezone": "America/Chicago"}
+    )
+    assert put.status_code == 201, put.text
+    return Registered(patient_id, put.json()["patient_ref"])
 
 
 def grant(**extra: Any) -> dict[str, Any]:
@@ -29,11 +40,11 @@ def grant(**extra: Any) -> dict[str, Any]:
 
 
 async def test_profile_names_what_is_on_file_never_the_values(api: ApiStack) -> None:
-    ref = patient(api)
-    response = await api.http.get(f"/v1/patients/{ref}")
+    p = await patient(api)
+    response = await api.http.get(f"/v1/patients/{p.id}")
     assert response.status_code == 200, response.text
     profile = response.json()
-    assert profile["patient_ref"] == ref and profile["status"] == "active"
+    assert profile["patient_ref"] == p.ref and profile["status"] == "active"
     assert profile["on_file"] == ["phone", "email"]
     assert profile["timezone"] == "America/Chicago"
     assert profile["consents_in_force"] == 0 and profile["do_not_contact"] is False
@@ -56,20 +67,20 @@ async def test_unknown_patient_is_404_everywhere(api: ApiStack) -> None:
         assert ref not in response.text
 
 
-@pytest.mark.parametrize("phi", ["5551234567", "1984-03-02", "123-45-6789"])
-async def test_patient_data_as_id_is_422_and_never_echoed(api: ApiStack, phi: str) -> None:
+@pytest.mark.parametrize("bad", ["has space", "semi;colon", "x" * 129])
+async def test_a_malformed_patient_id_is_422_and_never_echoed(api: ApiStack, bad: str) -> None:
     for path in ("", "/timeline", "/consents", "/preferences"):
-        response = await api.http.get(f"/v1/patients/{phi}{path}")
+        response = await api.http.get(f"/v1/patients/{bad}{path}")
         body = assert_problem(response, 422, "invalid-request")
-        assert body["errors"][0]["field"] == "path.patient_ref"
-        assert phi not in response.text
+        assert body["errors"][0]["field"] == "path.patient_id"
+        assert bad not in response.text
 
 
 async def test_grant_is_idempotent_masks_the_address_and_lands_on_the_timeline(
     api: ApiStack,
 ) -> None:
-    ref = patient(api)
-    url = f"/v1/patients/{ref}/consents"
+    p = await patient(api)
+    url = f"/v1/patients/{p.id}/consents"
     first = await api.http.post(url, json=grant(evidence_ref="form-17"))
     again = await api.http.post(url, json=grant(evidence_ref="form-17"))
     assert first.status_code == 201, first.text
@@ -88,10 +99,10 @@ async def test_grant_is_idempotent_masks_the_address_and_lands_on_the_timeline(
         assert PHONE not in response.text and "private" not in response.text
 
     # The send-time check sees the consent the API recorded.
-    decision = api.store.directory.decide(ref, "sms", "treatment", PROGRAM)
+    decision = api.store.directory.decide(p.ref, "sms", "treatment", PROGRAM)
     assert decision.reason is None and decision.consent_id == consent["id"]
 
-    timeline = (await api.http.get(f"/v1/patients/{ref}/timeline")).json()["entries"]
+    timeline = (await api.http.get(f"/v1/patients/{p.id}/timeline")).json()["entries"]
     changes = [e for e in timeline if e["type"] == "consent.changed"]
     assert len(changes) == 2
     assert changes[0]["summary"] == "consent granted sms/treatment/api-program via enrollment_form"
@@ -100,8 +111,8 @@ async def test_grant_is_idempotent_masks_the_address_and_lands_on_the_timeline(
 
 
 async def test_grant_refusals(api: ApiStack) -> None:
-    ref = patient(api, email=None)
-    url = f"/v1/patients/{ref}/consents"
+    p = await patient(api, email=None)
+    url = f"/v1/patients/{p.id}/consents"
     bad_phone = await api.http.post(url, json=grant(address="555-0199 call me"))
     body = assert_problem(bad_phone, 422, "invalid-request")
     assert body["errors"][0]["field"] == "body.address" and "call me" not in bad_phone.text
@@ -120,8 +131,8 @@ async def test_grant_refusals(api: ApiStack) -> None:
 
 
 async def test_revoke_by_filter_keeps_history(api: ApiStack) -> None:
-    ref = patient(api)
-    url = f"/v1/patients/{ref}/consents"
+    p = await patient(api)
+    url = f"/v1/patients/{p.id}/consents"
     for purpose in ("treatment", "adherence"):
         assert (await api.http.post(url, json=grant(purpose=purpose))).status_code == 201
     email = (await api.http.post(url, json=grant(channel="email"))).json()
@@ -141,7 +152,7 @@ async def test_revoke_by_filter_keeps_history(api: ApiStack) -> None:
     assert len(consents["history"]) == 3
     gone = [c for c in consents["history"] if c["channel"] == "sms"]
     assert all(c["status"] == "inactive" and c["revoked_reason"] == "patient_request" for c in gone)
-    assert api.store.directory.decide(ref, "sms", "treatment", PROGRAM).reason == "no_consent"
+    assert api.store.directory.decide(p.ref, "sms", "treatment", PROGRAM).reason == "no_consent"
 
     bad = await api.http.post(f"{url}/revoke", json={"reason": "Because Jane asked"})
     assert_problem(bad, 422, "invalid-request")
@@ -149,13 +160,14 @@ async def test_revoke_by_filter_keeps_history(api: ApiStack) -> None:
 
 
 async def test_timeline_filters(api: ApiStack) -> None:
-    ref = patient(api)
-    await api.http.post(f"/v1/patients/{ref}/consents", json=grant())
-    await api.http.put(f"/v1/patients/{ref}/preferences", json={"language": "es"})
-    url = f"/v1/patients/{ref}/timeline"
+    p = await patient(api)
+    await api.http.post(f"/v1/patients/{p.id}/consents", json=grant())
+    await api.http.put(f"/v1/patients/{p.id}/preferences", json={"language": "es"})
+    url = f"/v1/patients/{p.id}/timeline"
 
     everything = (await api.http.get(url)).json()["entries"]
-    assert [e["type"] for e in everything] == ["consent.changed", "preferences.changed"]
+    kinds = ["patient.registered", "consent.changed", "preferences.changed"]
+    assert [e["type"] for e in everything] == kinds
     assert [e["occurred_at"] for e in everything] == sorted(e["occurred_at"] for e in everything)
     only = (await api.http.get(url, params={"type": "preferences.changed"})).json()["entries"]
     assert [e["type"] for e in only] == ["preferences.changed"]
@@ -164,7 +176,7 @@ async def test_timeline_filters(api: ApiStack) -> None:
     assert len((await api.http.get(url, params={"limit": 1})).json()["entries"]) == 1
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert (await api.http.get(url, params={"since": later})).json()["entries"] == []
-    other = await api.http.get(url, params={"journey": f"journey/{PROGRAM}/{ref}"})
+    other = await api.http.get(url, params={"journey": f"journey/{PROGRAM}/{p.ref}"})
     assert other.status_code == 200 and other.json()["entries"] == []
     for params in ({"type": "Not A Type"}, {"limit": 0}, {"journey": "journey/p/5551234567"}):
         assert_problem(await api.http.get(url, params=params), 422, "invalid-request")
@@ -173,12 +185,17 @@ async def test_timeline_filters(api: ApiStack) -> None:
 async def test_preferences_are_versions_and_do_not_contact_holds_at_send_time(
     api: ApiStack,
 ) -> None:
-    ref = patient(api)
-    await api.http.post(f"/v1/patients/{ref}/consents", json=grant())
-    url = f"/v1/patients/{ref}/preferences"
+    p = await patient(api)
+    await api.http.post(f"/v1/patients/{p.id}/consents", json=grant())
+    url = f"/v1/patients/{p.id}/preferences"
     empty = await api.http.get(url)
     assert empty.status_code == 200
-    assert empty.json() == {"patient_ref": ref, "current": None, "opted_out": False, "history": []}
+    assert empty.json() == {
+        "patient_ref": p.ref,
+        "current": None,
+        "opted_out": False,
+        "history": [],
+    }
 
     first = await api.http.put(
         url,
@@ -196,8 +213,8 @@ async def test_preferences_are_versions_and_do_not_contact_holds_at_send_time(
     assert len(prefs["history"]) == 2 and prefs["current"]["do_not_contact"] is True
     assert prefs["current"]["language"] is None  # PUT replaces the whole set
     assert prefs["history"][0] == current
-    assert api.store.directory.decide(ref, "sms", "treatment", PROGRAM).reason == "do_not_contact"
-    profile = (await api.http.get(f"/v1/patients/{ref}")).json()
+    assert api.store.directory.decide(p.ref, "sms", "treatment", PROGRAM).reason == "do_not_contact"
+    profile = (await api.http.get(f"/v1/patients/{p.id}")).json()
     assert profile["do_not_contact"] is True
 
     for body in (
@@ -213,15 +230,109 @@ async def test_preferences_are_versions_and_do_not_contact_holds_at_send_time(
     assert len((await api.http.get(url)).json()["history"]) == 2
 
 
-async def test_a_forgotten_patient_reads_as_such_and_refuses_writes(api: ApiStack) -> None:
-    ref = patient(api)
-    await api.http.post(f"/v1/patients/{ref}/consents", json=grant())
-    api.store.forget(ref)
-    profile = (await api.http.get(f"/v1/patients/{ref}")).json()
-    assert profile["status"] == "forgotten" and profile["on_file"] == []
-    grant_again = await api.http.post(f"/v1/patients/{ref}/consents", json=grant())
-    assert_problem(grant_again, 409, "patient-erased")
-    assert_problem(await api.http.put(f"/v1/patients/{ref}/preferences", json={}), 409,
-                   "patient-erased")  # fmt: skip
-    consents = (await api.http.get(f"/v1/patients/{ref}/consents")).json()
-    assert all(c["address"] is None for c in consents["history"])
+async def test_a_forgotten_patient_is_unlinked_from_the_callers_id(api: ApiStack) -> None:
+    p = await patient(api)
+    await api.http.post(f"/v1/patients/{p.id}/consents", json=grant())
+    api.store.forget(p.ref)
+    # The caller's id no longer leads anywhere: the link itself was erased.
+    assert_problem(await api.http.get(f"/v1/patients/{p.id}"), 404, "patient-not-found")
+    grant_again = await api.http.post(f"/v1/patients/{p.id}/consents", json=grant())
+    assert_problem(grant_again, 404, "patient-not-found")
+    # Registering again starts a new, unlinked record with nothing of the old one.
+    again = await api.http.put(f"/v1/patients/{p.id}", json={"language": "es"})
+    assert again.status_code == 201 and again.json()["patient_ref"] != p.ref
+    assert again.json()["consents_in_force"] == 0
+    old = api.store.patients.get(p.ref)
+    assert old is not None and old.forgotten_at is not None and old.phone is None
+
+
+FULL_REGISTRATION: dict[str, Any] = {
+    "name": {"given": ["Maria", "Luisa"], "family": "Gonzalez"},
+    "birth_date": "1971-04-09",
+    "telecom": [
+        {"system": "phone", "value": "+15555550177", "use": "mobile"},
+        {"system": "email", "value": "maria.gonzalez@example.com"},
+    ],
+    "address": {"line": ["12 Elm St"], "city": "Springfield", "state": "IL",
+                "postal_code": "62701", "country": "US"},
+    "timezone": "America/Chicago",
+    "language": "es-US",
+    "caregiver": {"name": {"given": ["Ana"], "family": "Gonzalez"}, "relationship": "daughter",
+                  "telecom": [{"system": "phone", "value": "+15555550178"}]},
+    "coverage": [{"payor": "payer-acme", "plan_type": "commercial", "subscriber_id": "ACM123456789",
+                  "rx_bin": "610014", "rx_pcn": "PCN1"}],
+    "prescriber": {"npi": "1234567893", "name": "Dr. Okafor"},
+}  # fmt: skip
+SECRETS_IN_IT = ("Maria", "Gonzalez", "1971", "5555550177", "maria.gonzalez", "Elm", "62701",
+                 "ACM123456789", "1234567893", "Okafor", "Ana")  # fmt: skip
+
+
+async def test_registration_creates_updates_and_audits_without_values(api: ApiStack) -> None:
+    patient_id = new_patient()
+    url = f"/v1/patients/{patient_id}"
+    created = await api.http.put(url, json=FULL_REGISTRATION)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["created"] is True and body["timezone"] == "America/Chicago"
+    assert body["contacts"] == {"phone": "+1•••••0177", "email": "m•••@e•••.com",
+                                "caregiver_phone": "+1•••••0178"}  # fmt: skip
+    assert body["coverages"] == [
+        {"rank": 1, "payor": "payer-acme", "plan_type": "commercial", "subscriber_id": "•••89"}
+    ]
+    assert body["prescriber"] is True and "phone" in body["changed"]
+
+    again = await api.http.put(url, json=FULL_REGISTRATION)
+    assert again.status_code == 200 and again.json()["changed"] == []
+    moved = await api.http.put(url, json={"timezone": "America/Denver"})
+    assert moved.json()["changed"] == ["timezone"] and moved.json()["language"] == "es-US"
+
+    timeline = (await api.http.get(f"{url}/timeline")).json()["entries"]
+    assert [e["type"] for e in timeline] == ["patient.registered", "patient.updated"]
+    assert "timezone" in timeline[1]["summary"]
+    stored = api.store.patients.get(api.ref(patient_id))
+    assert stored is not None and stored.given_name == "Maria Luisa"
+    assert stored.timezone == "America/Denver" and stored.caregiver_relationship == "daughter"
+    for response in (created, again, moved):
+        text = response.text
+        assert not [secret for secret in SECRETS_IN_IT if secret in text], text
+    assert not [s for s in SECRETS_IN_IT if s in str(timeline)]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"telecom": [{"system": "phone", "value": "call 555-0199"}]}, "body.telecom[0].value"),
+        ({"telecom": [{"system": "email", "value": "nobody"}]}, "body.telecom[0].value"),
+        ({"timezone": "Mars/Olympus_Mons"}, "body.timezone"),
+        ({"prescriber": {"npi": "12345"}}, "body.prescriber.npi"),
+        ({"coverage": [{"payor": "p", "plan_type": "medicare_part_z"}]},
+         "body.coverage.0.plan_type"),
+    ],
+)  # fmt: skip
+async def test_a_bad_registration_is_422_names_the_field_and_writes_nothing(
+    api: ApiStack, change: dict[str, Any], field: str
+) -> None:
+    patient_id = new_patient()
+    response = await api.http.put(f"/v1/patients/{patient_id}", json=change)
+    body = assert_problem(response, 422, "invalid-request")
+    assert [e["field"] for e in body["errors"]] == [field]
+    for value in ("555-0199", "nobody", "Olympus", "12345", "medicare_part_z"):
+        assert value not in response.text
+    assert api.store.identities.resolve(patient_id) is None or (
+        api.store.patients.get(api.ref(patient_id)) is None
+    )
+
+
+async def test_a_start_request_can_carry_the_intake(api: ApiStack) -> None:
+    patient_id = new_patient()
+    body = {"template": "specialty_start", "patient_id": patient_id, "program": PROGRAM,
+            "patient": FULL_REGISTRATION}  # fmt: skip
+    started = await api.http.post("/v1/journeys", json=body)
+    assert started.status_code == 201, started.text
+    profile = (await api.http.get(f"/v1/patients/{patient_id}")).json()
+    assert started.json()["journey_id"] == f"journey/{PROGRAM}/{profile['patient_ref']}"
+    assert profile["on_file"][:2] == ["phone", "email"] and profile["prescriber"] is True
+    again = await api.http.post("/v1/journeys", json=body)
+    assert again.status_code == 200
+    timeline = (await api.http.get(f"/v1/patients/{patient_id}/timeline")).json()["entries"]
+    assert [e["type"] for e in timeline].count("patient.registered") == 1

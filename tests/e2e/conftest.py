@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,13 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from client.journeys import JourneyClient
 from devtools.processes import Child, Children, wait_for_port
 from domain.journey import JourneyState
-from domain.template_loader import get_template
+from gateway.journeys import JourneyGateway
 from store import Store
 from store.api_keys import WEBHOOK_PARTNERS
 from store.db import make_engine, migrate
-from store.patients import PatientDetails, PatientDirectory
+from store.patients import PatientDirectory
 from store.testing import throwaway_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +38,7 @@ PROGRAM = "e2e-program"
 SECRET = "e2e-webhook-secret"
 TWILIO_TOKEN = "e2e-twilio-token"
 PEPPER = "e2e-api-key-pepper"
+PATIENT_ID_KEY = "e2e-patient-id-key"
 PARTNER_SCOPES = [f"webhooks:{p}" for p in WEBHOOK_PARTNERS]
 # A journey-day per real second; a 1-day refill lead keeps the whole journey to seconds.
 TIME_SCALE = 86400.0
@@ -59,7 +59,7 @@ def free_port() -> int:
 
 @dataclass
 class Stack:
-    journeys: JourneyClient
+    journeys: JourneyGateway
     children: Children
     sandbox_url: str
     receiver_url: str
@@ -68,10 +68,15 @@ class Stack:
     partner_key: str  # webhooks:* — what the sandbox sends
     admin_key: str
     worker: Child | None = None
+    external: dict[str, str] = field(default_factory=dict)  # pseudonym → our patient id
 
     @property
     def partner_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.partner_key}"}
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
 
     # -- processes -------------------------------------------------------------------
     def start_worker(self) -> None:
@@ -86,13 +91,30 @@ class Stack:
 
     # -- patients and journeys ---------------------------------------------------------
     def new_patient(self, scenario: dict[str, Any], sms_consent: bool = True) -> str:
-        ref = f"pt-x{uuid.uuid4().hex[:12]}"
-        self.directory.patients.upsert(
-            ref, PatientDetails(phone="+15555550199", email=f"{ref}@example.com")
-        )
-        if sms_consent:
-            for purpose in ("treatment", "adherence"):
-                self.directory.grant_consent(ref, "sms", purpose, PROGRAM)
+        """A patient registered and consented over HTTP, as a hub intake service would;
+        returns Pitwall's pseudonym (what the sandbox sees). `external[ref]` is our id."""
+        patient_id = f"e2e-{uuid.uuid4().hex[:12]}"
+        with httpx.Client(base_url=self.receiver_url, headers=self.admin_headers) as api:
+            put = api.put(
+                f"/v1/patients/{patient_id}",
+                json={
+                    "telecom": [
+                        {"system": "phone", "value": "+15555550199"},
+                        {"system": "email", "value": f"{patient_id}@example.com"},
+                    ],
+                    "timezone": "America/New_York",
+                },
+            )
+            assert put.status_code == 201, put.text
+            ref = str(put.json()["patient_ref"])
+            if sms_consent:
+                for purpose in ("treatment", "adherence"):
+                    grant = api.post(
+                        f"/v1/patients/{patient_id}/consents",
+                        json={"channel": "sms", "purpose": purpose, "program": PROGRAM},
+                    )
+                    assert grant.status_code == 201, grant.text
+        self.external[ref] = patient_id
         put = httpx.put(
             f"{self.sandbox_url}/_sandbox/scenarios/{ref}", json={**FAST_PARTNERS, **scenario}
         )
@@ -100,14 +122,20 @@ class Stack:
         return ref
 
     async def start(self, patient_ref: str) -> str:
-        ack = await self.journeys.start(
-            get_template("specialty_start"),
-            patient_ref=patient_ref,
-            program=PROGRAM,
-            params=FAST_PARAMS,
-            time_scale=TIME_SCALE,
-        )
-        return ack.journey_id
+        """Through POST /v1/journeys, by our own patient id."""
+        async with httpx.AsyncClient(base_url=self.receiver_url, headers=self.admin_headers) as api:
+            response = await api.post(
+                "/v1/journeys",
+                json={
+                    "template": "specialty_start",
+                    "patient_id": self.external[patient_ref],
+                    "program": PROGRAM,
+                    "params": FAST_PARAMS,
+                    "time_scale": TIME_SCALE,
+                },
+            )
+        assert response.status_code in (200, 201), response.text
+        return str(response.json()["journey_id"])
 
     async def finished(self, journey_id: str, within: float = 60) -> JourneyState:
         return await asyncio.wait_for(self.journeys.result(journey_id), within)
@@ -165,6 +193,7 @@ def _stack_env(data: Path, database_url: str) -> dict[str, str]:
         "PITWALL_RECEIVER_WEBHOOK_SECRET": SECRET,
         "PITWALL_PARTNER_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "PITWALL_AUTH_KEY_PEPPER": PEPPER,
+        "PITWALL_AUTH_PATIENT_ID_KEY": PATIENT_ID_KEY,
         "PITWALL_RECEIVER_REQUIRE_WEBHOOK_KEYS": "true",
         "PITWALL_TEMPORAL_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
         "PITWALL_LOG_FORMAT": "json",
@@ -176,7 +205,7 @@ async def stack(local_env: WorkflowEnvironment, stack_env: dict[str, str]) -> As
     address = local_env.client.service_client.config.target_host
     engine = make_engine(stack_env["DATABASE_URL"])
     migrate(engine)
-    store = Store(engine, api_key_pepper=PEPPER)
+    store = Store(engine, api_key_pepper=PEPPER, patient_id_key=PATIENT_ID_KEY.encode())
     partner_key = store.api_keys.create("e2e-sandbox", PARTNER_SCOPES).secret
     admin_key = store.api_keys.create("e2e-admin", ["admin"]).secret
     env = {
@@ -202,7 +231,7 @@ async def stack(local_env: WorkflowEnvironment, stack_env: dict[str, str]) -> As
         wait_for_port("127.0.0.1", sandbox_port, 30, sandbox)
         wait_for_port("127.0.0.1", receiver_port, 30, receiver)
         stack = Stack(
-            journeys=JourneyClient(local_env.client, stack_env["PITWALL_TEMPORAL_TASK_QUEUE"]),
+            journeys=JourneyGateway(local_env.client, stack_env["PITWALL_TEMPORAL_TASK_QUEUE"]),
             children=children,
             sandbox_url=f"http://127.0.0.1:{sandbox_port}",
             receiver_url=receiver_url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -25,11 +26,19 @@ def sms_bodies(stack: Stack, patient: str) -> list[str]:
     return [str(m.get("body") or m.get("summary", {}).get("body")) for m in stack.messages(patient)]
 
 
-def welcome_status(stack: Stack, patient: str, state: JourneyState) -> str | None:
+async def welcome_status(stack: Stack, patient: str, state: JourneyState) -> str | None:
+    """The welcome text's delivery status as the contact ledger has it, once the receipts
+    settle (they go to the ledger only; the journey keeps what it sent, `accepted`)."""
     welcome = next(
         r for r in stack.received(patient) if str(r["idempotency_key"]).endswith("/welcome/1")
     )
-    return state.message_status.get(str(welcome["summary"]["sid"]))
+    assert state.message_status[str(welcome["summary"]["sid"])] == "accepted"
+    deadline = time.monotonic() + 10
+    while True:
+        row = stack.store.ledger.by_provider_message_id(str(welcome["summary"]["sid"]))
+        if (row and row.status == "delivered") or time.monotonic() > deadline:
+            return row.status if row else None
+        await asyncio.sleep(0.05)
 
 
 async def test_approved_journey_calls_each_partner_once(stack: Stack) -> None:
@@ -57,11 +66,15 @@ async def test_approved_journey_calls_each_partner_once(stack: Stack) -> None:
     assert len(bodies) == 2
     assert bodies[0].startswith("Welcome to Pitwall Patient Support")
     assert "next refill is due in 7 days" in bodies[1]
-    # The welcome text's delivery receipt came back through the signed SMS webhook.
-    assert welcome_status(stack, patient, state) == "delivered"
+    # Registered and consented over HTTP only: the welcome text went out, and its delivery
+    # receipt came back through the signed SMS webhook to the ledger.
+    assert await welcome_status(stack, patient, state) == "delivered"
 
     # The store holds the patient's whole story, in order, each entry once.
-    story = [(e.type, e.summary) for e in stack.store.timeline.for_patient(patient)]
+    entries = stack.store.timeline.for_patient(patient)
+    intake = [e.type for e in entries if e.journey_ref is None]
+    assert intake == ["patient.registered", "consent.changed", "consent.changed"]
+    story = [(e.type, e.summary) for e in entries if e.journey_ref == journey]
     assert story[0] == ("journey.started", "journey started on specialty_start v1")
     calls = [summary for kind, summary in story if kind == "partner.call"]
     assert calls == [
@@ -134,8 +147,8 @@ async def test_duplicated_and_out_of_order_callbacks_change_nothing(stack: Stack
     # Every pharmacy event reached the journey (the second copies may still be in flight).
     assert all(any(c["delivered"] for c in pharmacy if c["event_id"] == e) for e in
                {c["event_id"] for c in pharmacy})  # fmt: skip
-    # SMS statuses arrived delivered-before-sent; the journey keeps the final one.
-    assert welcome_status(stack, patient, state) == "delivered"
+    # SMS statuses arrived delivered-before-sent; the ledger keeps the final one.
+    assert await welcome_status(stack, patient, state) == "delivered"
     assert len(stack.messages(patient)) == 2
 
 

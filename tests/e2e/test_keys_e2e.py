@@ -67,7 +67,7 @@ async def test_sms_callbacks_challenge_basic_auth_and_take_the_key_as_password(
 async def test_timeline_over_http_shows_the_sandbox_callbacks(stack: Stack) -> None:
     patient = stack.new_patient({"pa": "approve", "ship_after_seconds": 600})
     journey = await stack.start(patient)
-    url = f"{stack.receiver_url}/v1/patients/{patient}/timeline"
+    url = f"{stack.receiver_url}/v1/patients/{stack.external[patient]}/timeline"
     auth = {"Authorization": f"Bearer {stack.admin_key}"}
 
     async with httpx.AsyncClient(headers=auth) as http:

@@ -3,12 +3,14 @@ DATABASE_URL names one (each run in a throwaway schema, dropped at the end)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, func, select, text
 
 from store import Store
 from store.db import make_engine, migrate
@@ -19,6 +21,7 @@ PG_URL = postgres_test_url()
 BACKENDS = ["sqlite", *(["postgres"] if PG_URL else [])]
 
 FreshUrl = Callable[[], AbstractContextManager[str]]
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -77,3 +80,39 @@ def store(engine: Engine) -> Store:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def together(database_url: str, n: int, write: Callable[[Engine], T]) -> list[T]:
+    """n threads, each with its own connection, released at once."""
+    engine = make_engine(database_url, pool_size=n, max_overflow=0)
+    barrier = threading.Barrier(n)
+    results: list[T] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            result = write(engine)
+            with lock:
+                results.append(result)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.dispose()
+    assert errors == []
+    return results
+
+
+def count(engine: Engine, table: type, **where: object) -> int:
+    """Rows of `table` (with these column values), read on a connection of its own."""
+    query = select(func.count()).select_from(table)
+    for name, value in where.items():
+        query = query.where(getattr(table, name) == value)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())

@@ -43,7 +43,7 @@ def _seed(url: str) -> None:
 def test_timeline_table_and_json_in_order(sqlite_url: str) -> None:
     _seed(sqlite_url)
     env = {"DATABASE_URL": sqlite_url}
-    table = runner.invoke(app, ["timeline", "pt-fay"], env=env)
+    table = runner.invoke(app, ["timeline", "pt-fay", "--ref"], env=env)
     assert table.exit_code == 0, table.output
     lines = [line for line in table.stdout.splitlines() if "2026-03-02" in line]
     assert [line.split("│")[4].strip() for line in lines] == [
@@ -54,7 +54,7 @@ def test_timeline_table_and_json_in_order(sqlite_url: str) -> None:
     assert "prog/second" in lines[1] and "pa_number=PA-77" in lines[2]
 
     only = ["--journey", "journey/prog/pt-fay", "--json"]
-    as_json = runner.invoke(app, ["timeline", "pt-fay", *only], env=env)
+    as_json = runner.invoke(app, ["timeline", "pt-fay", "--ref", *only], env=env)
     assert as_json.exit_code == 0, as_json.output
     rows = json.loads(as_json.stdout)
     assert [(r["type"], r["occurred_at"]) for r in rows] == [
@@ -62,41 +62,62 @@ def test_timeline_table_and_json_in_order(sqlite_url: str) -> None:
         ("partner.callback", "2026-03-02T15:02:00+00:00"),
     ]
 
-    empty = runner.invoke(app, ["timeline", "pt-nobody"], env=env)
+    empty = runner.invoke(app, ["timeline", "pt-nobody", "--ref"], env=env)
     assert empty.exit_code == 0 and "no timeline entries" in empty.stdout
 
 
 def test_patients_forget_needs_yes_and_keeps_the_timeline(sqlite_url: str) -> None:
     _seed(sqlite_url)
     env = {"DATABASE_URL": sqlite_url}
-    refused = runner.invoke(app, ["patients", "forget", "pt-fay"], input="n\n", env=env)
+    refused = runner.invoke(app, ["patients", "forget", "pt-fay", "--ref"], input="n\n", env=env)
     assert refused.exit_code == 1
     store = Store.open(sqlite_url)
     patient = store.patients.get("pt-fay")
     assert patient is not None and patient.given_name == "Fayella"
 
-    done = runner.invoke(app, ["patients", "forget", "pt-fay", "--yes"], env=env)
+    done = runner.invoke(app, ["patients", "forget", "pt-fay", "--ref", "--yes"], env=env)
     assert done.exit_code == 0, done.output
     assert "forgot pt-fay" in done.stdout
     assert "kept timeline: journey.started 1, partner.callback 1, patient.erased 1" in done.stdout
     patient = store.patients.get("pt-fay")
     assert patient is not None and patient.given_name is None and patient.phone is None
-    again = runner.invoke(app, ["patients", "forget", "pt-fay", "--yes"], env=env)
+    again = runner.invoke(app, ["patients", "forget", "pt-fay", "--ref", "--yes"], env=env)
     assert "already forgotten" in again.stdout
 
-    shown = runner.invoke(app, ["patients", "show", "pt-fay"], env=env)
+    shown = runner.invoke(app, ["patients", "show", "pt-fay", "--ref"], env=env)
     assert shown.exit_code == 0, shown.output
     assert "forgotten at" in shown.stdout and "Fayella" not in shown.stdout
-    rows = json.loads(runner.invoke(app, ["timeline", "pt-fay", "--json"], env=env).stdout)
+    rows = json.loads(runner.invoke(app, ["timeline", "pt-fay", "--ref", "--json"], env=env).stdout)
     assert all(r["summary"] == "" for r in rows if r["type"] != "patient.erased")
     store.close()
 
 
 def test_patients_show_prints_no_contact_details(sqlite_url: str) -> None:
     _seed(sqlite_url)
-    shown = runner.invoke(app, ["patients", "show", "pt-fay"], env={"DATABASE_URL": sqlite_url})
+    shown = runner.invoke(
+        app, ["patients", "show", "pt-fay", "--ref"], env={"DATABASE_URL": sqlite_url}
+    )
     assert shown.exit_code == 0, shown.output
     assert "phone" in shown.stdout and "+15555550161" not in shown.stdout
     assert "patient/sms/treatment/prog" in shown.stdout
     unknown = runner.invoke(app, ["patients", "show", "pt-x"], env={"DATABASE_URL": sqlite_url})
     assert unknown.exit_code == 2
+
+
+def test_operators_name_a_patient_by_the_callers_id(sqlite_url: str) -> None:
+    store = Store.open(sqlite_url)
+    ref = store.identities.pseudonym("MRN-0001234")
+    store.patients.upsert(ref, PatientDetails(phone="+15555550162"))
+    store.timeline.record(
+        TimelineEvent(idempotency_key="hub-1", patient_ref=ref, type="journey.started",
+                      occurred_at=T0, summary="template=specialty_start v1")
+    )  # fmt: skip
+    store.close()
+    env = {"DATABASE_URL": sqlite_url}
+    found = runner.invoke(app, ["timeline", "MRN-0001234", "--json"], env=env)
+    assert found.exit_code == 0, found.output
+    assert [r["type"] for r in json.loads(found.stdout)] == ["journey.started"]
+    shown = runner.invoke(app, ["patients", "show", "MRN-0001234"], env=env)
+    assert shown.exit_code == 0 and ref in shown.stdout and "MRN" not in shown.stdout
+    unknown = runner.invoke(app, ["timeline", "MRN-0009999"], env=env)
+    assert unknown.exit_code == 2 and "MRN-0009999" not in unknown.output

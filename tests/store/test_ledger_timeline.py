@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from store import Store
-from store.db import make_engine
 from store.ledger import ContactEvent, ContactLedger, ContactLedgerEntry, ContactPlan
 from store.timeline import TimelineEntry, TimelineEvent, TimelineRepository, TimelineType
+from tests.store.conftest import count as _count
+from tests.store.conftest import together as _together
 
-T = TypeVar("T")
 WRITERS = 20
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
@@ -45,41 +42,6 @@ def _event(key: str, at: datetime, type_: str = "journey.milestone", **kw: objec
         "summary": "stage=PA_SUBMITTED",
     }
     return TimelineEvent.model_validate({**fields, **kw})
-
-
-def _together(database_url: str, n: int, write: Callable[[Engine], T]) -> list[T]:
-    """n threads, each with its own connection, released at once."""
-    engine = make_engine(database_url, pool_size=n, max_overflow=0)
-    barrier = threading.Barrier(n)
-    results: list[T] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            result = write(engine)
-            with lock:
-                results.append(result)
-        except BaseException as err:  # pragma: no cover - reported below
-            errors.append(err)
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    engine.dispose()
-    assert errors == []
-    return results
-
-
-def _count(engine: Engine, table: type, **where: object) -> int:
-    query = select(func.count()).select_from(table)
-    for name, value in where.items():
-        query = query.where(getattr(table, name) == value)
-    with engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
 
 
 # -- ledger --------------------------------------------------------------------------------

@@ -28,11 +28,11 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from client import JourneyClient
-from domain.journey import JourneyState
+from domain.journey import JourneyStart, JourneyState
 from domain.partners import PartnerEvent
 from domain.template import JourneyTemplate
 from domain.template_loader import get_template
+from gateway.journeys import JourneyGateway
 from tests.workflows.fakes import ScriptedPartners
 from workflows.journey import TherapyJourney
 
@@ -50,12 +50,12 @@ class Harness:
         self.env = env
         self.partners = partners
         self.template = template
-        self.journeys = JourneyClient(env.client, queue)
+        self.journeys = JourneyGateway(env.client, queue)
 
     async def start(self, template: JourneyTemplate | None = None, **kwargs: Any) -> str:
         kwargs.setdefault("patient_ref", f"pt-x{uuid.uuid4().hex[:10]}")
         kwargs.setdefault("program", "demo")
-        ack = await self.journeys.start(template or self.template, **kwargs)
+        ack = await self.journeys.start(JourneyStart(template=template or self.template, **kwargs))
         return ack.journey_id
 
     async def state(self, journey_id: str) -> JourneyState:

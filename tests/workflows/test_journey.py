@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from client.journeys import ControlRejected, JourneyClosed, JourneyNotFound
-from domain.journey import JourneyState
+from domain.journey import JourneyStart, JourneyState
 from domain.template_loader import get_template
+from gateway.journeys import ControlRejected, JourneyClosed, JourneyNotFound
 from tests.workflows.conftest import Harness, HarnessFactory
 from tests.workflows.fakes import APPROVING, rejected
 
@@ -214,7 +214,10 @@ async def test_repeated_start_returns_the_same_journey(harness: HarnessFactory) 
     h = await harness(APPROVING)
     patient = f"pt-x{uuid.uuid4().hex[:10]}"
     acks = await asyncio.gather(
-        *(h.journeys.start(TEMPLATE, patient_ref=patient, program="demo") for _ in range(5))
+        *(
+            h.journeys.start(JourneyStart(template=TEMPLATE, patient_ref=patient, program="demo"))
+            for _ in range(5)
+        )
     )
     assert len({a.journey_id for a in acks}) == 1
     assert sum(a.created for a in acks) == 1

@@ -1,80 +1,22 @@
-"""Request and response bodies of the journey, template and patient API.
+"""/v1/patients bodies: registration (FHIR-shaped), profile, timeline, consents,
+preferences.
 
-The models are defined in `client/models.py` (the wire contract the HTTP client shares;
-nothing may import api/); this module is where the API takes them from.
+Registration is shaped after FHIR R4 Patient, Coverage and Practitioner (element names
+in snake_case like the rest of /v1): `name.given/family`, `telecom[system, value]`,
+`address.line/city/state/postal_code/country`, `communication` as `language`,
+`coverage[payor, plan_type, subscriber_id]`, the prescriber's NPI. Inside, the store
+keeps its own models. Responses never carry contact details unmasked.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from client.models import (
-    JOURNEY_ID,
-    KNOWN_EVENT_TYPES,
-    PAGE_TOKEN,
-    STAGE,
-    TEMPLATE_ID,
-    Control,
-    FieldProblem,
-    JourneyEvent,
-    JourneyFilter,
-    JourneyPage,
-    JourneySummary,
-    PreferencesIn,
-    Problem,
-    Program,
-    QuietHoursIn,
-    StartJourney,
-    TemplateDetail,
-    TemplateStep,
-    TemplateSummary,
-)
-from domain.journey import LANGUAGE, PSEUDONYM, EventAck, JourneyState, StartAck
-
-__all__ = [
-    "E164",
-    "EMAIL",
-    "JOURNEY_ID",
-    "KNOWN_EVENT_TYPES",
-    "PAGE_TOKEN",
-    "PSEUDONYM",
-    "STAGE",
-    "TEMPLATE_ID",
-    "ConsentGrantIn",
-    "ConsentOut",
-    "ConsentRevokeIn",
-    "ConsentRevokeOut",
-    "ConsentsOut",
-    "Control",
-    "EventAck",
-    "FieldProblem",
-    "JourneyEvent",
-    "JourneyFilter",
-    "JourneyPage",
-    "JourneyState",
-    "JourneySummary",
-    "PatientOut",
-    "PreferenceVersion",
-    "PreferencesIn",
-    "PreferencesOut",
-    "PreferencesPut",
-    "Problem",
-    "QuietHoursIn",
-    "StartAck",
-    "StartJourney",
-    "TemplateDetail",
-    "TemplateStep",
-    "TemplateSummary",
-    "TimelineEntryOut",
-    "TimelineOut",
-]
-
-
-# -- patients (api/patients.py) -----------------------------------------------------------
-# API-only for now: the HTTP client has no patient methods yet, so these live here.
+from contract.ids import Program
+from domain.journey import HHMM, LANGUAGE
 
 _CODE = r"^[a-z][a-z0-9_]{1,63}$"  # reasons are codes (patient_request), never prose
 EVIDENCE_REF = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,199}$"
@@ -94,22 +36,117 @@ ConsentMethod = Literal[
 ]
 
 
-class PatientOut(BaseModel):
-    """What the store holds about a patient, without personal data: which details are on
-    file (names of fields, not values), consents in force, flags."""
+# -- registration (PUT /v1/patients/{patient_id}) -----------------------------------------
 
-    patient_ref: str
+PlanType = Literal["commercial", "medicare", "medicaid", "other"]
+NPI = r"^[0-9]{10}$"
+
+
+class HumanName(_Strict):
+    given: list[str] = Field(default_factory=list, max_length=3)
+    family: str | None = Field(None, max_length=200)
+
+
+class ContactPoint(_Strict):
+    """FHIR ContactPoint: a phone (E.164) or an email address."""
+
+    system: Literal["phone", "email"]
+    value: str = Field(max_length=320)
+    use: Literal["mobile", "home", "work"] | None = None
+
+
+class Address(_Strict):
+    line: list[str] = Field(default_factory=list, max_length=2)
+    city: str | None = Field(None, max_length=100)
+    state: str | None = Field(None, max_length=100, description="State / province code.")
+    postal_code: str | None = Field(None, max_length=20)
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2.")
+
+
+class Caregiver(_Strict):
+    """FHIR Patient.contact: the person who may be contacted for the patient."""
+
+    name: HumanName | None = None
+    relationship: str | None = Field(None, max_length=50, examples=["parent"])
+    telecom: list[ContactPoint] = Field(default_factory=list, max_length=2)
+
+
+class CoverageIn(_Strict):
+    """FHIR Coverage, with the pharmacy-benefit (NCPDP) identifiers a claim needs."""
+
+    payor: str = Field(max_length=64, description="Payer id.", examples=["payer-acme"])
+    payor_name: str | None = Field(None, max_length=200)
+    plan_type: PlanType = Field(description="Decides copay-card eligibility.")
+    plan_name: str | None = Field(None, max_length=200)
+    subscriber_id: str | None = Field(None, max_length=64, description="Member id.")
+    group: str | None = Field(None, max_length=64)
+    rx_bin: str | None = Field(None, max_length=16)
+    rx_pcn: str | None = Field(None, max_length=32)
+    rx_group: str | None = Field(None, max_length=64)
+    relationship: Literal["self", "spouse", "child", "other"] | None = None
+    period_start: date | None = None
+    period_end: date | None = None
+
+
+class Prescriber(_Strict):
+    """FHIR Practitioner, identified by NPI."""
+
+    npi: str = Field(pattern=NPI, description="10-digit National Provider Identifier.")
+    name: str | None = Field(None, max_length=200)
+    practice_name: str | None = Field(None, max_length=200)
+    phone: str | None = Field(None, max_length=32)
+    fax: str | None = Field(None, max_length=32)
+
+
+class PatientIn(_Strict):
+    """Create or update a patient. Fields left out keep their stored value; `telecom`
+    given replaces the phone and email on file; `coverage` given replaces every coverage
+    (first = primary)."""
+
+    name: HumanName | None = None
+    birth_date: date | None = None
+    telecom: list[ContactPoint] | None = Field(None, max_length=4)
+    address: Address | None = None
+    timezone: str | None = Field(
+        None, max_length=64, description="IANA zone.", examples=["America/Chicago"]
+    )
+    language: str | None = Field(None, pattern=LANGUAGE, examples=["es-US"])
+    caregiver: Caregiver | None = None
+    coverage: list[CoverageIn] | None = Field(None, max_length=3)
+    prescriber: Prescriber | None = None
+
+
+class CoverageOut(BaseModel):
+    rank: int = Field(description="1 primary, 2 secondary...")
+    payor: str | None
+    plan_type: str | None
+    subscriber_id: str | None = Field(description="Masked.", examples=["•••89"])
+
+
+class PatientOut(BaseModel):
+    """What the store holds about a patient, masked: which details are on file, contact
+    details masked, consents in force, flags."""
+
+    patient_ref: str = Field(description="Pitwall's pseudonym (what journeys and logs show).")
     status: Literal["active", "forgotten"]
     forgotten_at: datetime | None = None
     on_file: list[str] = Field(description="Contact details on file (field names only).")
+    contacts: dict[str, str] = Field(
+        default_factory=dict, description='Masked, e.g. {"phone": "+1•••••0199"}.'
+    )
     timezone: str | None = None
     language: str
-    coverages: int
+    coverages: list[CoverageOut]
     prescriber: bool
     opted_out: bool
     do_not_contact: bool
     consents_in_force: int
     created_at: datetime
+
+
+class PatientRegistered(PatientOut):
+    created: bool = Field(description="This request created the patient.")
+    changed: list[str] = Field(description="Fields this request changed (names, not values).")
 
 
 class TimelineEntryOut(BaseModel):
@@ -189,6 +226,13 @@ class ConsentRevokeIn(_Strict):
 class ConsentRevokeOut(BaseModel):
     revoked: int
     consent_ids: list[int]
+
+
+class QuietHoursIn(_Strict):
+    start: str = Field(pattern=HHMM, description="HH:MM local; no contact from...",
+                       examples=["21:00"])  # fmt: skip
+    end: str = Field(pattern=HHMM, description="...until HH:MM (may wrap midnight).",
+                     examples=["08:00"])  # fmt: skip
 
 
 class PreferencesPut(_Strict):

@@ -1,4 +1,8 @@
-"""Start, inspect and steer journeys over the Temporal client."""
+"""The server's Temporal gateway: start, signal, update, query and list journeys.
+
+Used by the API, the worker's tools and the CLI; services use the HTTP SDK (client/).
+Every id it takes is already pseudonymous (the API resolves a caller's patient id).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -22,18 +25,22 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from client.models import JourneyFilter, JourneyPage
-from client.visibility import decode_page_token, encode_page_token, journey_query, summary
+from contract.journeys import JourneyPage
 from domain.journey import (
     ControlRequest,
     EventAck,
     JourneyStart,
     JourneyState,
-    PreferencesChange,
     StartAck,
 )
 from domain.partners import PartnerEvent
-from domain.template import JourneyTemplate
+from gateway.visibility import (
+    JourneyFilter,
+    decode_page_token,
+    encode_page_token,
+    journey_query,
+    summary,
+)
 from workflows import search_attributes as sa
 from workflows.journey import TherapyJourney
 
@@ -48,6 +55,15 @@ async def connect_temporal(
     return await Client.connect(
         address, namespace=namespace, data_converter=pydantic_data_converter, lazy=lazy
     )
+
+
+def started(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Did the start call behind `handle` create the workflow? The SDK keeps the raw
+    StartWorkflowExecutionResponse on the handle but has no public accessor for it."""
+    response = getattr(handle, "_start_workflow_response", None)
+    if response is None:
+        raise RuntimeError("temporalio no longer keeps the start response on the handle")
+    return bool(response.started)
 
 
 class JourneyError(Exception):
@@ -66,7 +82,7 @@ class ControlRejected(JourneyError):
     """An update's validator said no (e.g. pausing a paused journey).
 
     `error_type` is the validator's ApplicationError type: `InvalidState` (the journey is
-    in the wrong state for it) or `InvalidPreferences` (the values were wrong)."""
+    in the wrong state for it)."""
 
     def __init__(self, message: str, error_type: str | None = None) -> None:
         super().__init__(message)
@@ -110,7 +126,7 @@ async def _continued(temporal: Client | None, journey_id: str) -> bool:
     return closed_by_switch or description.status == WorkflowExecutionStatus.RUNNING
 
 
-class JourneyClient:
+class JourneyGateway:
     def __init__(
         self, temporal: Client, task_queue: str, *, page_token_key: bytes | None = None
     ) -> None:
@@ -121,29 +137,9 @@ class JourneyClient:
         self.page_token_key = page_token_key or secrets.token_bytes(32)
         self._starting: dict[str, asyncio.Task[StartAck]] = {}
 
-    async def start(
-        self,
-        template: JourneyTemplate,
-        *,
-        patient_ref: str,
-        program: str,
-        business_key: str | None = None,
-        params: dict[str, Any] | None = None,
-        context: dict[str, Any] | None = None,
-        time_scale: float = 1.0,
-    ) -> StartAck:
+    async def start(self, start: JourneyStart) -> StartAck:
         """Start a journey, or find the one that exists: never two for one key."""
-        start = JourneyStart(
-            template=template,
-            patient_ref=patient_ref,
-            program=program,
-            business_key=business_key,
-            params=params or {},
-            context=context or {},
-            time_scale=time_scale,
-        )
-        # Concurrent starts of one journey in this process share one call to Temporal
-        # (which would refuse more than a few concurrent updates on one workflow anyway).
+        # Concurrent starts of one journey in this process share one call to Temporal.
         # Only the caller whose call it is can learn that it created the journey.
         key = start.workflow_id
         shared = self._starting.get(key)
@@ -161,62 +157,46 @@ class JourneyClient:
             call.exception()  # retrieved here, so an unawaited failure is not reported twice
 
     async def _start(self, start: JourneyStart) -> StartAck:
+        """One StartWorkflowExecution: USE_EXISTING answers at once for a running journey,
+        and the response's `started` says whether this call created it, so nothing waits
+        for the journey's first workflow task."""
         template = start.template
-        operation = WithStartWorkflowOperation(
-            TherapyJourney.run,
-            start,
-            id=start.workflow_id,
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A finished journey is not started again by a repeated request.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=sa.at_start(
-                template.id, template.version, start.patient_ref, start.program
-            ),
-            static_summary=f"{template.id} v{template.version} · {start.program}",
-        )
-        # The operation's own handle future fails too when the start is refused; observe it
-        # so asyncio does not report "Future exception was never retrieved".
-        watched = asyncio.ensure_future(operation.workflow_handle())
-        watched.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
-            return await self.temporal.execute_update_with_start_workflow(
-                TherapyJourney.attach, start_workflow_operation=operation
+            handle = await self.temporal.start_workflow(
+                TherapyJourney.run,
+                start,
+                id=start.workflow_id,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                # A finished journey is not started again by a repeated request.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=sa.at_start(
+                    template.id, template.version, start.patient_ref, start.program
+                ),
+                static_summary=f"{template.id} v{template.version} · {start.program}",
             )
         except WorkflowAlreadyStartedError:
-            state = await self.state(start.workflow_id)
+            return await self._existing(start.workflow_id)
+        if started(handle):
             return StartAck(
-                journey_id=state.journey_id,
-                created=False,
-                template_id=state.template_id,
-                template_version=state.template_version,
+                journey_id=start.workflow_id,
+                created=True,
+                template_id=template.id,
+                template_version=template.version,
             )
-        except RPCError as err:
-            # Temporal admits a handful of in-flight updates per workflow; a burst of
-            # repeated starts overflows that. A journey with updates in flight exists
-            # already, so this request did not create it: answer from its description.
-            if err.status != RPCStatusCode.RESOURCE_EXHAUSTED:
-                raise
-            existing = await self._describe_existing(start.workflow_id)
-            if existing is None:
-                raise
-            return existing
+        return await self._existing(start.workflow_id)
 
-    async def _describe_existing(self, journey_id: str) -> StartAck | None:
-        try:
-            described = await self.handle(journey_id).describe()
-        except RPCError:
-            return None
+    async def _existing(self, journey_id: str) -> StartAck:
+        """The journey that was there already, from its search attributes."""
+        described = await self.handle(journey_id).describe()
         found = described.typed_search_attributes
         template_id, version = found.get(sa.TEMPLATE), found.get(sa.TEMPLATE_VERSION)
         if template_id is None or version is None:
-            return None
+            raise JourneyError(f"journey {journey_id} has no template attributes")
         return StartAck(
-            journey_id=journey_id,
-            created=False,
-            template_id=template_id,
+            journey_id=journey_id, created=False, template_id=template_id,
             template_version=version,
-        )
+        )  # fmt: skip
 
     def handle(self, journey_id: str) -> WorkflowHandle[Any, Any]:
         return self.temporal.get_workflow_handle(journey_id)
@@ -248,13 +228,6 @@ class JourneyClient:
         return await self._guarded(
             journey_id,
             lambda h: h.execute_update(TherapyJourney.cancel, ControlRequest(reason=reason)),
-        )
-
-    async def set_preferences(self, journey_id: str, change: PreferencesChange) -> JourneyState:
-        """Change contact preferences; the workflow's validator rejects bad values
-        (ControlRejected, error_type InvalidPreferences) before they reach history."""
-        return await self._guarded(
-            journey_id, lambda h: h.execute_update(TherapyJourney.set_preferences, change)
         )
 
     async def _guarded(

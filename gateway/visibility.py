@@ -11,10 +11,14 @@ import binascii
 import hashlib
 import hmac
 import re
+from typing import Annotated
 
+from pydantic import BaseModel, Field
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 
-from client.models import JourneyFilter, JourneySummary
+from contract.ids import STAGE, TEMPLATE_ID, pseudonymous
+from contract.journeys import JourneySummary
+from domain.journey import PSEUDONYM
 from workflows import search_attributes as sa
 
 _SAFE_LITERAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -23,6 +27,18 @@ WORKFLOW_TYPE = "TherapyJourney"
 
 class UnsafeQueryValue(ValueError):
     """A value that may not go into a visibility query (names the field, not the value)."""
+
+
+class JourneyFilter(BaseModel):
+    """Listing filters (pseudonymous ids); each value is checked before it goes into a
+    visibility query."""
+
+    patient_ref: Annotated[str, Field(pattern=PSEUDONYM), pseudonymous("patient")] | None = None
+    program: Annotated[str, Field(pattern=PSEUDONYM), pseudonymous("program")] | None = None
+    template_id: str | None = Field(None, pattern=TEMPLATE_ID)
+    stage: str | None = Field(None, pattern=STAGE)
+    needs_attention: bool | None = None
+    running: bool | None = None
 
 
 def literal(value: str, field: str) -> str:

@@ -1,0 +1,36 @@
+"""Opening a case: the caller's patient id becomes our pseudonym, the intake (if any) is
+registered, and the journey starts with one StartWorkflowExecution."""
+
+from __future__ import annotations
+
+from contract.journeys import RESOLVED_AT_START, StartJourney
+from domain.journey import JourneyStart, StartAck
+from domain.template import JourneyTemplate
+from gateway.journeys import JourneyGateway
+from services.patients import PatientService
+
+
+def journey_start(
+    request: StartJourney, template: JourneyTemplate, patient_ref: str
+) -> JourneyStart:
+    """The workflow input for a start request: every field the API does not resolve
+    itself passes through by name, so a new optional field needs no code here."""
+    fields = request.model_dump(exclude=set(RESOLVED_AT_START))
+    return JourneyStart.model_validate({**fields, "template": template, "patient_ref": patient_ref})
+
+
+class JourneyStarter:
+    def __init__(self, journeys: JourneyGateway, patients: PatientService) -> None:
+        self.journeys = journeys
+        self.patients = patients
+
+    async def start(
+        self, request: StartJourney, template: JourneyTemplate, actor: str = ""
+    ) -> StartAck:
+        if request.patient is not None:
+            patient_ref, _ = await self.patients.register(
+                request.patient_id, request.patient, actor
+            )
+        else:
+            patient_ref = await self.patients.pseudonym(request.patient_id)
+        return await self.journeys.start(journey_start(request, template, patient_ref))
