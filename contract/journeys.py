@@ -55,6 +55,12 @@ class StartJourney(_Strict):
         description="Non-identifying facts for template expressions (e.g. timezone).",
         examples=[{"timezone": "America/New_York"}],
     )
+    opened_by: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9_-]{0,63}$",
+        description="The system that opened the case (a code, e.g. hub-intake, ehr).",
+        examples=["hub-intake"],
+    )
     time_scale: float = Field(
         1.0,
         gt=0,

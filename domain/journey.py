@@ -71,6 +71,7 @@ class JourneyStart(JourneyKey):
     time_scale: float = Field(
         1.0, gt=0, description="Journey-seconds per workflow-second (demo compresses days)."
     )
+    opened_by: str | None = Field(None, description="The system that opened the case.")
     memory: JourneyMemory | None = Field(
         None, description="Set by the journey itself when it continues as new; never by callers."
     )

@@ -70,17 +70,20 @@ async def test_start_creates_then_returns_the_same_journey(api: ApiStack) -> Non
     assert first.json()["template_id"] == TEMPLATE
 
 
-async def test_time_scale_reaches_the_journey_and_is_bounded(api: ApiStack) -> None:
+async def test_start_fields_reach_the_workflow_input_and_are_bounded(api: ApiStack) -> None:
     for bad in (0, -1, 10_000_000):
         refused = await api.http.post(
             "/v1/journeys", json=start_body(new_patient(), time_scale=bad)
         )
         assert_problem(refused, 422, "invalid-request")
-    started = await api.http.post("/v1/journeys", json=start_body(new_patient(), time_scale=86400))
+    started = await api.http.post(
+        "/v1/journeys", json=start_body(new_patient(), time_scale=86400, opened_by="hub-intake")
+    )
     assert started.status_code == 201, started.text
     history = await api.temporal.get_workflow_handle(started.json()["journey_id"]).fetch_history()
     payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
     assert json.loads(payload.data)["time_scale"] == 86400
+    assert json.loads(payload.data)["opened_by"] == "hub-intake"
 
 
 async def test_two_hundred_concurrent_identical_starts_make_one_journey(api: ApiStack) -> None:

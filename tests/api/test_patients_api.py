@@ -336,3 +336,26 @@ async def test_a_start_request_can_carry_the_intake(api: ApiStack) -> None:
     assert again.status_code == 200
     timeline = (await api.http.get(f"/v1/patients/{patient_id}/timeline")).json()["entries"]
     assert [e["type"] for e in timeline].count("patient.registered") == 1
+
+
+async def test_retried_writes_change_once_and_note_once(api: ApiStack) -> None:
+    p = await patient(api)
+    base = f"/v1/patients/{p.id}"
+    grants = [await api.http.post(f"{base}/consents", json=grant()) for _ in range(5)]
+    assert [r.status_code for r in grants] == [201, 200, 200, 200, 200]
+    prefs = {"channel_ranking": ["sms"], "language": "es"}
+    for _ in range(5):
+        assert (await api.http.put(f"{base}/preferences", json=prefs)).status_code == 200
+    revokes = [
+        (await api.http.post(f"{base}/consents/revoke", json={"reason": "patient_request"})).json()
+        for _ in range(5)
+    ]
+    assert [r["revoked"] for r in revokes] == [1, 0, 0, 0, 0]
+
+    consents = (await api.http.get(f"{base}/consents")).json()["history"]
+    assert len(consents) == 1
+    versions = (await api.http.get(f"{base}/preferences")).json()["history"]
+    assert len(versions) == 1
+    kinds = [e["type"] for e in (await api.http.get(f"{base}/timeline")).json()["entries"]]
+    assert kinds == ["patient.registered", "consent.changed", "preferences.changed",
+                     "consent.changed"]  # fmt: skip
