@@ -7,7 +7,10 @@ workflow change with `PITWALL_RECORD_HISTORIES=r4 .venv/bin/pytest tests/workflo
 keep the old files: they stand for journeys still running on the old code).
 r1: before the timeline; r2: with the timeline writer (patch timeline-v1); r3: a journey
 that continues as new (patch continue-as-new-v1): its first run, ending in the switch,
-and its second run, starting from the memory the first handed over.
+and its second run, starting from the memory the first handed over. r4: recorded with
+the code before starts became one StartWorkflowExecution: update-with-start (`attach`)
+and the retired `set_preferences` update, which must stay as a handler for them. r5:
+started by one StartWorkflowExecution (no `attach`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ GOLDEN = {path.stem: path.read_text() for path in HISTORIES}
 
 
 def test_golden_histories_exist() -> None:
-    assert len(HISTORIES) >= 6
+    assert len(HISTORIES) >= 12
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
