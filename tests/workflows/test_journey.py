@@ -11,7 +11,7 @@ import pytest
 
 from domain.journey import JourneyStart, JourneyState
 from domain.template_loader import get_template
-from gateway.journeys import ControlRejected, JourneyClosed, JourneyNotFound
+from gateway.journeys import ControlRejected, JourneyClosed, JourneyGateway, JourneyNotFound
 from tests.workflows.conftest import Harness, HarnessFactory
 from tests.workflows.fakes import APPROVING, rejected
 
@@ -210,6 +210,16 @@ async def test_pause_resume_cancel_and_invalid_control(harness: HarnessFactory) 
         await h.journeys.state("journey/demo/pt-nobody")
 
 
+async def runs_of(h: Harness, journey_id: str) -> int:
+    """Runs of this workflow id, once visibility (eventually consistent) lists one."""
+    deadline = time.monotonic() + 10
+    while True:
+        runs = [w async for w in h.env.client.list_workflows(f"WorkflowId = '{journey_id}'")]
+        if runs or time.monotonic() > deadline:
+            return len(runs)
+        await asyncio.sleep(0.05)
+
+
 async def test_repeated_start_returns_the_same_journey(harness: HarnessFactory) -> None:
     h = await harness(APPROVING)
     patient = f"pt-x{uuid.uuid4().hex[:10]}"
@@ -221,8 +231,23 @@ async def test_repeated_start_returns_the_same_journey(harness: HarnessFactory) 
     )
     assert len({a.journey_id for a in acks}) == 1
     assert sum(a.created for a in acks) == 1
-    runs = [w async for w in h.env.client.list_workflows(f"WorkflowId = '{acks[0].journey_id}'")]
-    assert len(runs) == 1
+    assert await runs_of(h, acks[0].journey_id) == 1
+
+
+async def test_racing_gateways_create_one_journey_and_say_so_once(
+    harness: HarnessFactory,
+) -> None:
+    """Two API replicas (two gateways, no shared memory) race 100 starts each."""
+    h = await harness(APPROVING)
+    other = JourneyGateway(h.env.client, h.journeys.task_queue)
+    start = JourneyStart(template=TEMPLATE, patient_ref=f"pt-x{uuid.uuid4().hex[:10]}",
+                         program="demo")  # fmt: skip
+    acks = await asyncio.gather(
+        *(gateway.start(start) for _ in range(100) for gateway in (h.journeys, other))
+    )
+    assert len({a.journey_id for a in acks}) == 1
+    assert sum(a.created for a in acks) == 1
+    assert await runs_of(h, acks[0].journey_id) == 1
 
 
 def test_patient_data_cannot_become_a_journey_id() -> None:
