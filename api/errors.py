@@ -26,6 +26,13 @@ from api.problems import problem
 from domain.template_loader import UnknownTemplate
 from gateway.journeys import ControlRejected, JourneyClosed, JourneyNotFound
 from gateway.visibility import UnsafeQueryValue
+from services.errors import (
+    InvalidField,
+    JourneyRunsAnotherTemplate,
+    NoContactAddress,
+    PatientNotFound,
+)
+from store.patients import PatientErased
 
 log = structlog.get_logger("api")
 
@@ -254,6 +261,39 @@ class CatchAll:
             await _internal(Request(scope), exc)(scope, receive, send)
 
 
+async def _patient_not_found(request: Request, exc: Exception) -> JSONResponse:
+    return problem(404, "patient-not-found", "No patient with that id")
+
+
+async def _patient_erased(request: Request, exc: Exception) -> JSONResponse:
+    return problem(
+        409, "patient-erased", "The patient was forgotten",
+        "Their personal data was erased (right to erasure); nothing can be added.",
+    )  # fmt: skip
+
+
+async def _invalid_patient(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidField)
+    return invalid_field(exc.field, exc.message, exc.kind).response()
+
+
+async def _no_contact_address(request: Request, exc: Exception) -> JSONResponse:
+    return problem(
+        422, "no-contact-address", "No address on file for that channel",
+        "Record the patient's contact detail first, or give `address`.",
+        errors=[{"field": "body.address", "message": "required: nothing on file",
+                 "type": "no_contact_address"}],
+    )  # fmt: skip
+
+
+async def _another_template(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, JourneyRunsAnotherTemplate)
+    return problem(
+        409, "journey-exists", "This patient's journey for that key runs another template",
+        str(exc), journey_id=exc.journey_id,
+    )  # fmt: skip
+
+
 def install(app: FastAPI) -> None:
     handlers: list[tuple[type[Exception], Any]] = [
         (ApiProblem, _api_problem),
@@ -265,6 +305,11 @@ def install(app: FastAPI) -> None:
         (JourneyNotFound, _not_found),
         (JourneyClosed, _closed),
         (ControlRejected, _rejected),
+        (PatientNotFound, _patient_not_found),
+        (PatientErased, _patient_erased),
+        (InvalidField, _invalid_patient),
+        (NoContactAddress, _no_contact_address),
+        (JourneyRunsAnotherTemplate, _another_template),
         (WorkflowUpdateRPCTimeoutOrCancelledError, _update_timeout),
         (RPCError, _rpc),
         (RuntimeError, _runtime),

@@ -16,7 +16,7 @@ from pydantic import AfterValidator
 
 from api.auth import forbidden, require
 from api.deps import JourneyId, Journeys, JourneyStarter, Patients, Templates
-from api.errors import ApiProblem, invalid_field
+from api.errors import ApiProblem
 from api.openapi import problems
 from contract.ids import PAGE_TOKEN, PATIENT_ID, STAGE, TEMPLATE_ID
 from contract.journeys import Control, JourneyEvent, JourneyPage, StartJourney
@@ -24,7 +24,6 @@ from domain.events import did_you_mean
 from domain.journey import PSEUDONYM, EventAck, JourneyState, StartAck, check_pseudonym
 from domain.partners import PartnerEvent
 from gateway.visibility import JourneyFilter
-from services.patients import InvalidPatient
 from store.api_keys import ApiKey
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
@@ -60,26 +59,7 @@ async def start_journey(
     if body.patient is not None and not key.allows("patients:write"):
         raise forbidden("patients:write")  # the intake registers the patient
     template = templates.get(body.template, body.template_version)
-    unknown = sorted(set(body.params) - set(template.parameters))
-    if unknown:
-        raise ApiProblem(
-            422, "invalid-request", "The request is not valid",
-            f"unknown template parameter(s): {', '.join(unknown)}",
-            errors=[{"field": f"body.params.{name}", "message": "not a parameter of this "
-                     "template", "type": "unknown_parameter"} for name in unknown],
-        )  # fmt: skip
-    try:
-        ack = await starter.start(body, template, key.key_id)
-    except InvalidPatient as bad:
-        raise invalid_field(
-            f"body.patient.{bad.field.removeprefix('body.')}", bad.message, bad.kind
-        ) from None
-    if ack.template_id != template.id:
-        raise ApiProblem(
-            409, "journey-exists", "This patient's journey for that key runs another template",
-            f"journey runs {ack.template_id}; use a business_key for a second journey",
-            journey_id=ack.journey_id,
-        )  # fmt: skip
+    ack = await starter.start(body, template, key.key_id)
     response.status_code = status.HTTP_201_CREATED if ack.created else status.HTTP_200_OK
     response.headers["Location"] = f"/v1/journeys/{ack.journey_id}"
     return ack

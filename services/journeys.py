@@ -7,6 +7,7 @@ from contract.journeys import RESOLVED_AT_START, StartJourney
 from domain.journey import JourneyStart, StartAck
 from domain.template import JourneyTemplate
 from gateway.journeys import JourneyGateway
+from services.errors import InvalidField, JourneyRunsAnotherTemplate
 from services.patients import PatientService
 
 
@@ -27,10 +28,23 @@ class JourneyStarter:
     async def start(
         self, request: StartJourney, template: JourneyTemplate, actor: str = ""
     ) -> StartAck:
+        unknown = sorted(set(request.params) - set(template.parameters))
+        if unknown:  # names of the template's parameters, not values
+            raise InvalidField(
+                f"body.params.{unknown[0]}", "not a parameter of this template",
+                "unknown_parameter",
+            )  # fmt: skip
         if request.patient is not None:
-            patient_ref, _ = await self.patients.register(
-                request.patient_id, request.patient, actor
-            )
+            try:
+                patient_ref, _ = await self.patients.register(
+                    request.patient_id, request.patient, actor
+                )
+            except InvalidField as bad:
+                where = f"body.patient.{bad.field.removeprefix('body.')}"
+                raise InvalidField(where, bad.message, bad.kind) from None
         else:
             patient_ref = await self.patients.pseudonym(request.patient_id)
-        return await self.journeys.start(journey_start(request, template, patient_ref))
+        ack = await self.journeys.start(journey_start(request, template, patient_ref))
+        if ack.template_id != template.id:
+            raise JourneyRunsAnotherTemplate(ack.journey_id, ack.template_id)
+        return ack

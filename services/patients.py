@@ -21,20 +21,13 @@ from contract.patients import (
     PatientOut,
     PatientRegistered,
 )
+from services.errors import InvalidField, PatientNotFound
 from store import Store
 from store.patient_changes import PatientRegistration
 from store.patients import CoverageDetails, PatientDetails, PrescriberDetails
 
 MASK = "•••"
 _ON_FILE = ("phone", "email", "address_line1", "birth_date", "caregiver_phone", "caregiver_email")
-
-
-class InvalidPatient(ValueError):
-    """A registration value is wrong; names the field, never the value."""
-
-    def __init__(self, field: str, message: str, kind: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field, self.message, self.kind = field, message, kind
 
 
 def mask(address: str | None) -> str | None:
@@ -55,7 +48,7 @@ def _contacts(telecom: list[ContactPoint], where: str) -> dict[str, str | None]:
     for index, point in enumerate(telecom):
         shape = E164 if point.system == "phone" else EMAIL
         if not re.match(shape, point.value):
-            raise InvalidPatient(
+            raise InvalidField(
                 f"{where}[{index}].value", f"not a valid {point.system}", "invalid_address"
             )
         if found[point.system] is None:  # the first of each system is the one on file
@@ -105,7 +98,7 @@ def _zone(name: str | None) -> str | None:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidPatient("body.timezone", "not an IANA time zone", "invalid_timezone") from None
+        raise InvalidField("body.timezone", "not an IANA time zone", "invalid_timezone") from None
     return name
 
 
@@ -178,8 +171,11 @@ class PatientService:
 
         return await asyncio.to_thread(write)
 
-    async def profile(self, patient_ref: str) -> PatientOut | None:
-        return await asyncio.to_thread(self._profile, patient_ref)
+    async def profile(self, patient_ref: str) -> PatientOut:
+        profile = await asyncio.to_thread(self._profile, patient_ref)
+        if profile is None:
+            raise PatientNotFound()
+        return profile
 
     def _profile(self, patient_ref: str) -> PatientOut | None:
         record = self.store.patients.profile(patient_ref)
