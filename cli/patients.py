@@ -1,19 +1,59 @@
 """`starter.py patients ...`: the patient record as operators see it (no contact details
 printed), and the right to erasure.
 
+    starter.py patients register PATIENT --file patient.json   # as PUT /v1/patients/{id}
     starter.py patients show PATIENT
     starter.py patients forget PATIENT --yes
+
+PATIENT is your own id for the patient (MRN, hub case id), or with --ref the pseudonym.
 """
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from cli.timeline import DatabaseOption, PatientArg, RefOption, open_store, patient_ref_of
+from contract.patients import PatientIn
+from services.errors import InvalidField
+from services.patients import PatientService
 
 app = typer.Typer(help="Patient records: show (without PHI), forget.", no_args_is_help=True)
+
+
+@app.command()
+def register(
+    patient: Annotated[str, typer.Argument(help="Your id for the patient (MRN, case id...).")],
+    file: Annotated[
+        Path, typer.Option("--file", help="JSON: the registration, as PUT /v1/patients/{id}.")
+    ],
+    database_url: DatabaseOption = "",
+) -> None:
+    """Register or update a patient from a JSON file; prints the pseudonym and what changed
+    (field names only)."""
+    try:
+        registration = PatientIn.model_validate_json(file.read_bytes())
+    except (OSError, ValidationError) as err:
+        fields = [".".join(map(str, e["loc"])) for e in err.errors()] if isinstance(
+            err, ValidationError) else []  # fmt: skip
+        typer.echo(f"error: {file} is not a valid registration {fields or ''}".rstrip(), err=True)
+        raise typer.Exit(2) from None
+    store = open_store(database_url)
+    try:
+        patient_ref, registered = asyncio.run(
+            PatientService(store).register(patient, registration, "cli")
+        )
+    except InvalidField as bad:
+        typer.echo(f"error: {bad.field}: {bad.message}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    how = "registered" if registered.created else "updated"
+    typer.echo(f"{how} {patient_ref}; changed: {', '.join(registered.changed) or 'nothing'}")
 
 
 @app.command()

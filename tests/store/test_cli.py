@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -121,3 +122,23 @@ def test_operators_name_a_patient_by_the_callers_id(sqlite_url: str) -> None:
     assert shown.exit_code == 0 and ref in shown.stdout and "MRN" not in shown.stdout
     unknown = runner.invoke(app, ["timeline", "MRN-0009999"], env=env)
     assert unknown.exit_code == 2 and "MRN-0009999" not in unknown.output
+
+
+def test_patients_register_from_a_file(sqlite_url: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": sqlite_url}
+    Store.open(sqlite_url).close()
+    file = tmp_path / "patient.json"
+    file.write_text(json.dumps({"telecom": [{"system": "phone", "value": "+15555550163"}],
+                                "timezone": "America/Chicago"}))  # fmt: skip
+    register = ["patients", "register", "MRN-0004321", "--file", str(file)]
+    made = runner.invoke(app, register, env=env)
+    assert made.exit_code == 0, made.output
+    assert made.stdout.startswith("registered pt-") and "phone" in made.stdout
+    assert "5555550163" not in made.stdout and "MRN" not in made.stdout
+    again = runner.invoke(
+        app, ["patients", "register", "MRN-0004321", "--file", str(file)], env=env
+    )
+    assert again.exit_code == 0 and "changed: nothing" in again.stdout
+    file.write_text(json.dumps({"timezone": "Mars/Olympus"}))
+    bad = runner.invoke(app, register, env=env)
+    assert bad.exit_code == 2 and "body.timezone" in bad.output and "Olympus" not in bad.output
