@@ -130,11 +130,13 @@ class MessagingActivities:
         return mail.message_id
 
     def _sent(self, message: OutboundMessage, message_id: str) -> None:
+        """The ledger row and its timeline note, in one transaction."""
         self.store.ledger.transition(
-            message.idempotency_key, "sent", provider_message_id=message_id
-        )
-        self._note(message, "message.sent", f"{message.channel} {message.purpose} sent",
-                   message_id=message_id)  # fmt: skip
+            message.idempotency_key, "sent", provider_message_id=message_id,
+            note=self._timeline_event(message, "message.sent",
+                                      f"{message.channel} {message.purpose} sent",
+                                      message_id=message_id),
+        )  # fmt: skip
 
     async def _suppress(
         self, message: OutboundMessage, reason: str, *, plan: bool = True
@@ -151,13 +153,17 @@ class MessagingActivities:
         return MessageOutcome(status="suppressed", reason=reason)
 
     def _note(self, message: OutboundMessage, kind: str, summary: str, **ids: str) -> None:
-        self.store.timeline.record(
-            TimelineEvent(
-                idempotency_key=f"{message.idempotency_key}:{kind}",
-                patient_ref=message.patient_ref,
-                journey_ref=message.journey_ref,
-                type=kind,
-                summary=summary,
-                correlation={"step": message.step_id, **ids},
-            )
+        self.store.timeline.record(self._timeline_event(message, kind, summary, **ids))
+
+    @staticmethod
+    def _timeline_event(
+        message: OutboundMessage, kind: str, summary: str, **ids: str
+    ) -> TimelineEvent:
+        return TimelineEvent(
+            idempotency_key=f"{message.idempotency_key}:{kind}",
+            patient_ref=message.patient_ref,
+            journey_ref=message.journey_ref,
+            type=kind,
+            summary=summary,
+            correlation={"step": message.step_id, **ids},
         )

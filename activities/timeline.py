@@ -18,7 +18,4 @@ class TimelineActivities:
     async def record(self, notes: list[TimelineNote]) -> int:
         """Returns how many were new; a retried batch inserts nothing twice."""
 
-        def write() -> int:
-            return sum(self.timeline.record(note) for note in notes)
-
-        return await asyncio.to_thread(write)
+        return await asyncio.to_thread(self.timeline.record_many, notes)

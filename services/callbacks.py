@@ -95,7 +95,9 @@ class CallbackService:
         return "kept_for_review"
 
     def _settle(self, partner: str, event: PartnerEvent) -> None:
-        """A receipt: the ledger row of that message, and the patient's timeline."""
+        """A receipt that settles a message (delivered, failed) moves its ledger row, with
+        its timeline note in the same transaction; in-flight ones (queued, sent) change
+        nothing. A receipt for a message we never sent is kept for review."""
         entry = self.store.ledger.by_provider_message_id(event.correlation_key)
         if entry is None:
             self.store.callbacks.keep(partner, event, "unknown_message")
@@ -103,23 +105,30 @@ class CallbackService:
         # SMS: Twilio's MessageStatus; email: the parser's terminal delivered / failed.
         status = str(event.data.get("status") or event.data.get("terminal") or "")
         if status in RECEIPT_STATUS:
-            self.store.ledger.transition(
-                entry.idempotency_key, RECEIPT_STATUS[status], reason=event.data.get("error_code")
+            note = self._timeline_event(
+                partner, event.model_copy(update={"journey_ref": entry.journey_ref})
             )
-        self._note(partner, event.model_copy(update={"journey_ref": entry.journey_ref}))
+            self.store.ledger.transition(
+                entry.idempotency_key, RECEIPT_STATUS[status],
+                reason=event.data.get("error_code"), note=note,
+            )  # fmt: skip
 
     def _note(self, partner: str, event: PartnerEvent) -> None:
+        note = self._timeline_event(partner, event)
+        if note is not None:
+            self.store.timeline.record(note)
+
+    @staticmethod
+    def _timeline_event(partner: str, event: PartnerEvent) -> TimelineEvent | None:
         patient = patient_of(event.journey_ref)
         if patient is None:
-            return
+            return None
         detail = event.data.get("status") or event.data.get("outcome") or event.data.get("event")
-        self.store.timeline.record(
-            TimelineEvent(
-                idempotency_key=f"{partner}:{event.event_id}",
-                patient_ref=patient,
-                journey_ref=event.journey_ref,
-                type="partner.callback",  # when we heard of it: keeps the story in order
-                summary=f"{event.type}" + (f": {detail}" if detail else ""),
-                correlation={"key": event.correlation_key, "event_id": event.event_id},
-            )
+        return TimelineEvent(
+            idempotency_key=f"{partner}:{event.event_id}",
+            patient_ref=patient,
+            journey_ref=event.journey_ref,
+            type="partner.callback",  # when we heard of it: keeps the story in order
+            summary=f"{event.type}" + (f": {detail}" if detail else ""),
+            correlation={"key": event.correlation_key, "event_id": event.event_id},
         )

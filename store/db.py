@@ -51,6 +51,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     try:
         # WAL lets readers run beside the one writer; busy_timeout makes writers queue.
         cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL never corrupts the database; it syncs at checkpoints rather
+        # than at every commit (a power cut may lose the last commits, not a crash).
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:

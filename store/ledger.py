@@ -23,6 +23,7 @@ from sqlalchemy import Engine, Index, String, UniqueConstraint, func, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from store.db import insert_ignore, session
+from store.timeline import TimelineEvent, TimelineRepository
 from store.types import UtcDateTime, utcnow
 
 REF = 64
@@ -97,6 +98,7 @@ class Recorded(NamedTuple):
 
 class ContactLedger:
     def __init__(self, engine: Engine) -> None:
+        self.timeline = TimelineRepository(engine)
         self.engine = engine
 
     def record(self, plan: ContactPlan) -> Recorded:
@@ -140,8 +142,10 @@ class ContactLedger:
         provider_message_id: str | None = None,
         defer_until: datetime | None = None,
         at: datetime | None = None,
+        note: TimelineEvent | None = None,
     ) -> bool:
-        """Move a row to `status` if the transition is allowed from where it is now.
+        """Move a row to `status` if the transition is allowed from where it is now, with
+        `note` on the timeline in the same transaction.
 
         False (nothing written) for an unknown key, a repeat, or a step backwards (e.g. a
         late `sent` callback after `delivered`). Guarded in the UPDATE, so it is atomic."""
@@ -169,6 +173,8 @@ class ContactLedger:
             entry = self._by_key(s, idempotency_key)
             assert entry is not None and entry.id is not None
             s.add(ContactEvent(ledger_id=entry.id, status=status, reason=reason, at=at))
+            if note is not None:
+                self.timeline.record(note, session=s)
             s.commit()
             return True
 

@@ -10,6 +10,7 @@ prose: they hold no personal data beyond the pseudonymous ids.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -116,6 +117,14 @@ class TimelineRepository:
             return _insert(session, event)
         with open_session(self.engine) as s:
             inserted = _insert(s, event)
+            s.commit()
+            return inserted
+
+    def record_many(self, entries: Sequence[TimelineEvent | BaseModel]) -> int:
+        """`record` for a batch, in one transaction; how many were new."""
+        events = [TimelineEvent.model_validate(e.model_dump()) for e in entries]
+        with open_session(self.engine) as s:
+            inserted = sum(_insert(s, event) for event in events)
             s.commit()
             return inserted
 
