@@ -19,17 +19,24 @@ from logs import configure_logging
 from settings import Settings, get_settings
 from store import Store
 from workflows.journey import TherapyJourney
+from workflows.sandbox import journey_runner, precompile
 
 log = structlog.get_logger("worker")
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    store = await asyncio.to_thread(Store.open, settings.stack.database())
+    store = await asyncio.to_thread(
+        Store.open,
+        settings.stack.database(),
+        patient_id_key=settings.auth.patient_id_key.get_secret_value().encode(),
+    )
+    await asyncio.to_thread(precompile)
     temporal = await connect_temporal(settings.temporal.address, settings.temporal.namespace)
     worker = Worker(
         temporal,
         task_queue=settings.temporal.task_queue,
         workflows=[TherapyJourney],
+        workflow_runner=journey_runner(),
         activities=build_activities(settings, store),
         # Sync store calls run in threads; keep room for the partner calls beside them.
         max_concurrent_activities=50,

@@ -69,7 +69,9 @@ class Store:
         return cls(engine, api_key_pepper=api_key_pepper, patient_id_key=patient_id_key)
 
     def forget(self, patient_ref: str, at: datetime | None = None) -> ErasureReport:
-        return forget(self.engine, patient_ref, at)
+        report = forget(self.engine, patient_ref, at)
+        self.identities.forget()  # the erased link must not live on in this process
+        return report
 
     def close(self) -> None:
         self.engine.dispose()

@@ -31,6 +31,7 @@ from sqlmodel import Field, SQLModel, col, select
 
 from domain.partner_actions import webhook_partners
 from store.db import session
+from store.memo import TtlMemo
 from store.phi import RedactedRepr
 from store.types import UtcDateTime, utcnow
 
@@ -105,10 +106,16 @@ def parse(presented: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
+# A verified key is trusted this long without reading the store again: a key revoked
+# elsewhere (the CLI, another API server) stops working within this many seconds.
+VERIFIED_FOR_SECONDS = 5.0
+
+
 class ApiKeyRepository:
     def __init__(self, engine: Engine, pepper: str) -> None:
         self.engine = engine
         self._pepper = pepper.encode()
+        self._verified: TtlMemo[str, ApiKey] = TtlMemo(VERIFIED_FOR_SECONDS)
 
     def _hash(self, key_id: str, secret: str) -> str:
         if not self._pepper:
@@ -138,6 +145,8 @@ class ApiKeyRepository:
             return None
         key_id, secret = parts
         expected = self._hash(key_id, secret)
+        if (known := self._verified.get(expected)) is not None:
+            return known
         with session(self.engine) as s:
             row = s.get(ApiKey, key_id)
         stored = row.secret_hash if row is not None else "0" * 64
@@ -151,10 +160,13 @@ class ApiKeyRepository:
                 )
                 s.commit()
             row.last_used_at = now
+        self._verified.put(expected, row)
         return row
 
     def revoke(self, key_id: str, *, at: datetime | None = None) -> ApiKey | None:
-        """Revoke (once; revoking again keeps the first time). None if no such key."""
+        """Revoke (once; revoking again keeps the first time). None if no such key.
+        In this process it takes effect at once; elsewhere within VERIFIED_FOR_SECONDS."""
+        self._verified.clear()
         with session(self.engine) as s:
             s.execute(
                 update(ApiKey)

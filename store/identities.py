@@ -26,6 +26,7 @@ from sqlmodel import Field, SQLModel, select
 
 from domain.journey import check_pseudonym
 from store.db import insert_ignore, session
+from store.memo import TtlMemo
 from store.phi import RedactedRepr
 from store.types import UtcDateTime, utcnow
 
@@ -70,12 +71,18 @@ def new_pseudonym() -> str:
             continue
 
 
+# A pseudonym found is remembered this long in the process: an erasure done elsewhere
+# unlinks the id for this process within this many seconds (here, at once).
+KNOWN_FOR_SECONDS = 30.0
+
+
 class PatientIdentities:
     def __init__(self, engine: Engine, key: bytes) -> None:
         if not key:
             raise ValueError("the patient id key must not be empty")
         self.engine = engine
         self._key = key
+        self._known: TtlMemo[str, str] = TtlMemo(KNOWN_FOR_SECONDS)
 
     def id_hash(self, external_id: str) -> str:
         if not isinstance(external_id, str) or not _EXTERNAL_ID.fullmatch(external_id):
@@ -85,10 +92,19 @@ class PatientIdentities:
     def resolve(self, external_id: str) -> str | None:
         """The pseudonym of this external id, or None if it has none (nothing written)."""
         id_hash = self.id_hash(external_id)
+        if (known := self._known.get(id_hash)) is not None:
+            return known
         with session(self.engine) as s:
-            return s.exec(
+            found = s.exec(
                 select(PatientIdentity.patient_ref).where(PatientIdentity.id_hash == id_hash)
             ).first()
+        if found is not None:
+            self._known.put(id_hash, found)
+        return found
+
+    def forget(self) -> None:
+        """Drop what this process remembers (after an erasure unlinked an id)."""
+        self._known.clear()
 
     def pseudonym(self, external_id: str) -> str:
         """The pseudonym of this external id, made on first use. Safe under concurrency:
@@ -107,4 +123,5 @@ class PatientIdentities:
                     select(PatientIdentity.patient_ref).where(PatientIdentity.id_hash == id_hash)
                 ).first()
                 s.commit()
+        self._known.put(id_hash, found)
         return found

@@ -38,6 +38,7 @@ from store import Store
 from store.testing import postgres_test_url, throwaway_schema
 from tests.workflows.fakes import ScriptedPartners
 from workflows.journey import TherapyJourney
+from workflows.sandbox import journey_runner
 
 PROGRAM = "api-program"
 TEMPLATE = "specialty_start"
@@ -178,6 +179,7 @@ async def api(
             local_env.client,
             task_queue=queue,
             workflows=[TherapyJourney],
+            workflow_runner=journey_runner(),
             activities=partners.activities(),
             max_concurrent_workflow_tasks=50,
         ),

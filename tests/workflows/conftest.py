@@ -35,6 +35,7 @@ from domain.template_loader import get_template
 from gateway.journeys import JourneyGateway
 from tests.workflows.fakes import ScriptedPartners
 from workflows.journey import TherapyJourney
+from workflows.sandbox import journey_runner
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -161,6 +162,7 @@ async def journey_harness(skipping_env: WorkflowEnvironment) -> AsyncIterator[Ha
             env.client,
             task_queue=queue,
             workflows=[TherapyJourney],
+            workflow_runner=journey_runner(),
             activities=partners.activities(),
         )
         workers.append(worker)

@@ -23,6 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.journey import TherapyJourney
+from workflows.sandbox import journey_runner
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 GOLDEN = {path.stem: path.read_text() for path in HISTORIES}
@@ -34,7 +35,11 @@ def test_golden_histories_exist() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_with_current_code(path: Path) -> None:
-    replayer = Replayer(workflows=[TherapyJourney], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[TherapyJourney],
+        workflow_runner=journey_runner(),
+        data_converter=pydantic_data_converter,
+    )
     history = WorkflowHistory.from_json(path.stem, GOLDEN[path.stem])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
