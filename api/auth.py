@@ -104,7 +104,7 @@ async def authenticate(keys: ApiKeyRepository, presented: str | None, where: str
     if not presented:
         log.info("api.auth_failed", reason="no_key", where=where)
         raise unauthenticated()
-    key = await asyncio.to_thread(keys.verify, presented)
+    key = keys.remembered(presented) or await asyncio.to_thread(keys.verify, presented)
     if key is None:
         parts = parse(presented)
         log.warning(

@@ -97,21 +97,23 @@ class CallbackService:
     def _settle(self, partner: str, event: PartnerEvent) -> None:
         """A receipt that settles a message (delivered, failed) moves its ledger row, with
         its timeline note in the same transaction; in-flight ones (queued, sent) change
-        nothing. A receipt for a message we never sent is kept for review."""
+        nothing and read nothing. A settling receipt for a message we never sent is kept
+        for review."""
+        # SMS: Twilio's MessageStatus; email: the parser's terminal delivered / failed.
+        status = str(event.data.get("status") or event.data.get("terminal") or "")
+        if status not in RECEIPT_STATUS:
+            return
         entry = self.store.ledger.by_provider_message_id(event.correlation_key)
         if entry is None:
             self.store.callbacks.keep(partner, event, "unknown_message")
             return
-        # SMS: Twilio's MessageStatus; email: the parser's terminal delivered / failed.
-        status = str(event.data.get("status") or event.data.get("terminal") or "")
-        if status in RECEIPT_STATUS:
-            note = self._timeline_event(
-                partner, event.model_copy(update={"journey_ref": entry.journey_ref})
-            )
-            self.store.ledger.transition(
-                entry.idempotency_key, RECEIPT_STATUS[status],
-                reason=event.data.get("error_code"), note=note,
-            )  # fmt: skip
+        note = self._timeline_event(
+            partner, event.model_copy(update={"journey_ref": entry.journey_ref})
+        )
+        self.store.ledger.transition(
+            entry.idempotency_key, RECEIPT_STATUS[status],
+            reason=event.data.get("error_code"), note=note,
+        )  # fmt: skip
 
     def _note(self, partner: str, event: PartnerEvent) -> None:
         note = self._timeline_event(partner, event)

@@ -139,11 +139,20 @@ class PatientService:
 
     async def resolve(self, patient_id: str) -> str | None:
         """Our pseudonym for the caller's id, or None if we never saw it."""
-        return await asyncio.to_thread(self.store.identities.resolve, patient_id)
+        identities = self.store.identities
+        return identities.remembered(patient_id) or await asyncio.to_thread(
+            identities.resolve, patient_id
+        )
 
     async def pseudonym(self, patient_id: str) -> str:
         """Our pseudonym for the caller's id, made on first sight."""
-        return await asyncio.to_thread(self.store.identities.pseudonym, patient_id)
+        identities = self.store.identities
+        known = identities.remembered(patient_id)
+        return (
+            known
+            if known is not None
+            else await asyncio.to_thread(identities.pseudonym, patient_id)
+        )
 
     async def register(
         self, patient_id: str, patient: PatientIn, actor: str

@@ -163,6 +163,12 @@ class ApiKeyRepository:
         self._verified.put(expected, row)
         return row
 
+    def remembered(self, presented: str) -> ApiKey | None:
+        """The key if this process verified it within the window: no I/O (async callers
+        ask this before they hand `verify` to a thread)."""
+        parts = parse(presented)
+        return self._verified.get(self._hash(*parts)) if parts is not None else None
+
     def revoke(self, key_id: str, *, at: datetime | None = None) -> ApiKey | None:
         """Revoke (once; revoking again keeps the first time). None if no such key.
         In this process it takes effect at once; elsewhere within VERIFIED_FOR_SECONDS."""

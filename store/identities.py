@@ -102,6 +102,11 @@ class PatientIdentities:
             self._known.put(id_hash, found)
         return found
 
+    def remembered(self, external_id: str) -> str | None:
+        """The pseudonym if this process knows it already: no I/O (async callers ask this
+        before they hand `resolve` to a thread)."""
+        return self._known.get(self.id_hash(external_id))
+
     def forget(self) -> None:
         """Drop what this process remembers (after an erasure unlinked an id)."""
         self._known.clear()
