@@ -20,6 +20,7 @@ from typing import Literal
 import structlog
 from temporalio.service import RPCError
 
+from domain.inbound import Intent, classify
 from domain.journey import patient_of
 from domain.partners import PartnerEvent
 from gateway.journeys import JourneyClosed, JourneyGateway, JourneyNotFound
@@ -29,8 +30,9 @@ from store.timeline import TimelineEvent
 
 log = structlog.get_logger("callbacks")
 
-Outcome = Literal["delivered", "recorded", "kept_for_review"]
+Outcome = Literal["delivered", "recorded", "kept_for_review", "opted_out", "opted_in"]
 
+REPLY = "sms.reply"
 # Receipts: facts about a message we sent, for the ledger, not for the journey.
 RECEIPTS = frozenset({"sms.status", "email.event"})
 # Gateway delivery statuses that settle a contact-ledger row (others are in-flight).
@@ -66,6 +68,8 @@ class CallbackService:
         return outcomes
 
     async def _deliver_one(self, partner: str, event: PartnerEvent) -> Outcome:
+        if event.type == REPLY:
+            return await asyncio.to_thread(self._reply, partner, event)
         if event.type in RECEIPTS:
             await asyncio.to_thread(self._settle, partner, event)
             return "recorded"
@@ -85,6 +89,40 @@ class CallbackService:
             except JourneyClosed:
                 outcome = await self._keep(partner, event, "journey_finished")
         await asyncio.to_thread(self._note, partner, event)
+        return outcome
+
+    def _reply(self, partner: str, event: PartnerEvent) -> Outcome:
+        """An inbound text, found by the sender's number. STOP and plain-language
+        opt-outs opt out every patient of that number at once (send time checks the
+        opt-out, so no later message of any journey goes); START opts back in. Help,
+        possible side effects and free text are kept for a person to read, and so is a
+        number that several patients share. The text itself never reaches the timeline."""
+        intent = classify(str(event.data.get("body", "")))
+        patients = self.store.patients.by_phone(str(event.data.get("from", "")))
+        if not patients:
+            self.store.callbacks.keep(partner, event, "unknown_sender")
+            return "kept_for_review"
+        outcome: Outcome = "kept_for_review"
+        for patient_ref in patients:
+            self.store.timeline.record(
+                TimelineEvent(
+                    idempotency_key=f"{partner}:{event.event_id}:{patient_ref}",
+                    patient_ref=patient_ref,
+                    type="message.reply",
+                    summary=f"sms reply: {intent.value}",
+                    correlation={"message_id": event.event_id},
+                )
+            )
+            if intent is Intent.OPT_OUT:
+                self.store.changes.opt_out(patient_ref, "sms_reply", event.event_id)
+                outcome = "opted_out"
+            elif intent is Intent.OPT_IN:
+                self.store.changes.opt_in(patient_ref, "sms_reply", event.event_id)
+                outcome = "opted_in"
+        if outcome == "kept_for_review":
+            self.store.callbacks.keep(partner, event, f"reply_{intent.value}")
+        elif len(patients) > 1:
+            self.store.callbacks.keep(partner, event, "shared_number")
         return outcome
 
     def _journey_by_reference(self, event: PartnerEvent) -> str | None:

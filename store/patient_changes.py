@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, Table, func, update
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from domain.journey import check_pseudonym
 from store.consents import (
     Consent,
     ConsentGrant,
     ConsentRepository,
+    OptOut,
     Preference,
     PreferenceChange,
     PreferenceRepository,
@@ -190,6 +191,41 @@ class PatientChanges:
             )  # fmt: skip
             s.commit()
             return RegistrationResult(patient, created, changed)
+
+    def opt_out(self, patient_ref: str, source: str, reference: str) -> bool:
+        """Opt the person out of every channel and program, with its note; False if an
+        opt-out was already in force (nothing written). `reference`: what asked (the
+        inbound message id), so the same message twice writes nothing twice."""
+        with session(self.engine) as s:
+            _lock_live(s, patient_ref)
+            if PreferenceRepository._opted_out(s, patient_ref):
+                return False
+            s.add(OptOut(patient_ref=patient_ref, source=source))
+            self._note(
+                s, patient_ref, f"opt-out/{patient_ref}/{reference}", TimelineType.CONSENT_CHANGED,
+                f"opted out of every channel and program via {source}", reference=reference,
+            )  # fmt: skip
+            s.commit()
+            return True
+
+    def opt_in(self, patient_ref: str, source: str, reference: str) -> bool:
+        """Clear the opt-outs in force (START, YES, UNSTOP), with its note; False if
+        there was none."""
+        with session(self.engine) as s:
+            _lock_live(s, patient_ref)
+            cleared = s.execute(
+                update(OptOut)
+                .where(col(OptOut.patient_ref) == patient_ref, col(OptOut.cleared_at).is_(None))
+                .values(cleared_at=utcnow(), cleared_source=source)
+            ).rowcount  # type: ignore[attr-defined]
+            if not cleared:
+                return False
+            self._note(
+                s, patient_ref, f"opt-in/{patient_ref}/{reference}", TimelineType.CONSENT_CHANGED,
+                f"opted back in via {source}", reference=reference,
+            )  # fmt: skip
+            s.commit()
+            return True
 
     def _note(
         self, s: Session, patient_ref: str, key: str, kind: str, summary: str, **ids: Any

@@ -207,6 +207,18 @@ class PatientRepository:
             s.commit()
             return row
 
+    def by_phone(self, phone: str) -> list[str]:
+        """Patients (not forgotten) this number belongs to, as patient or caregiver: a
+        number a caregiver shares with two patients finds both."""
+        with session(self.engine) as s:
+            rows = s.exec(
+                select(Patient.patient_ref).where(
+                    (col(Patient.phone) == phone) | (col(Patient.caregiver_phone) == phone),
+                    col(Patient.forgotten_at).is_(None),
+                )
+            )
+            return sorted(rows)
+
     def prescriber(self, patient_ref: str) -> Prescriber | None:
         with session(self.engine) as s:
             return s.get(Prescriber, patient_ref)

@@ -90,7 +90,9 @@ class Stack:
         self.worker = None
 
     # -- patients and journeys ---------------------------------------------------------
-    def new_patient(self, scenario: dict[str, Any], sms_consent: bool = True) -> str:
+    def new_patient(
+        self, scenario: dict[str, Any], sms_consent: bool = True, phone: str = "+15555550199"
+    ) -> str:
         """A patient registered and consented over HTTP, as a hub intake service would;
         returns Pitwall's pseudonym (what the sandbox sees). `external[ref]` is our id."""
         patient_id = f"e2e-{uuid.uuid4().hex[:12]}"
@@ -99,7 +101,7 @@ class Stack:
                 f"/v1/patients/{patient_id}",
                 json={
                     "telecom": [
-                        {"system": "phone", "value": "+15555550199"},
+                        {"system": "phone", "value": phone},
                         {"system": "email", "value": f"{patient_id}@example.com"},
                     ],
                     "timezone": "America/New_York",

@@ -1,0 +1,85 @@
+"""A patient texts STOP mid-journey (through the sandbox, Twilio-signed) and every later
+message of every journey of theirs is suppressed; START opts back in; HELP and free
+text go to a person. Each patient here has a number of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+
+from adapters.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_body
+from tests.e2e.conftest import SECRET, Stack
+
+
+async def text_from(stack: Stack, phone: str, body: str) -> dict[str, Any]:
+    """The patient's text, as the sandbox's carrier posts it to our SMS webhook."""
+    async with httpx.AsyncClient() as sandbox:
+        sent = await sandbox.post(
+            f"{stack.sandbox_url}/_sandbox/sms/inbound", json={"from": phone, "body": body}
+        )
+    sent.raise_for_status()
+    return dict(sent.json())
+
+
+async def until_opted_out(stack: Stack, patient: str, value: bool) -> None:
+    deadline = time.monotonic() + 10
+    while stack.store.preferences.opted_out(patient) is not value:
+        assert time.monotonic() < deadline, f"opted_out never became {value}"
+        await asyncio.sleep(0.05)
+
+
+async def ship_and_deliver(stack: Stack, rx_id: str) -> None:
+    async with httpx.AsyncClient(headers=stack.partner_headers) as http:
+        for kind in ("shipped", "delivered"):
+            body = json.dumps({"event_id": f"evt-{kind}-{rx_id}", "type": f"pharmacy.{kind}",
+                               "rx_id": rx_id, "occurred_at": "2026-01-01T00:00:00Z",
+                               "days_supply": 28}).encode()  # fmt: skip
+            ts = str(int(time.time()))
+            headers = {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign_body(SECRET, ts, body)}
+            answer = await http.post(
+                f"{stack.receiver_url}/v1/webhooks/pharmacy", content=body, headers=headers
+            )
+            assert answer.json()["outcomes"] == ["delivered"]
+
+
+async def test_stop_mid_journey_suppresses_every_later_message(stack: Stack) -> None:
+    phone = "+15555550187"
+    patient = stack.new_patient({"pa": "approve", "ship_after_seconds": 600}, phone=phone)
+    journey = await stack.start(patient)
+    waiting = await stack.reaches(journey, "shipped")
+
+    await text_from(stack, phone, "  Stop ")
+    await until_opted_out(stack, patient, True)
+    await ship_and_deliver(stack, waiting.outputs["sp_referral"]["rx_id"])
+    state = await stack.finished(journey)
+
+    outcomes = {s.step_id: s.outcome for s in state.completed_steps}
+    assert outcomes["welcome"] == "suppressed:opted_out"
+    assert outcomes["refill_reminder"] == "suppressed:opted_out"
+    assert stack.messages(patient) == []
+    story = [(e.type, e.summary) for e in stack.store.timeline.for_patient(patient)]
+    assert ("message.reply", "sms reply: opt_out") in story
+    assert all("Stop" not in summary for _, summary in story)  # the text stays out
+
+    await text_from(stack, phone, "START")
+    await until_opted_out(stack, patient, False)
+
+
+async def test_help_and_free_text_go_to_a_person_and_change_nothing(stack: Stack) -> None:
+    phone = "+15555550186"
+    patient = stack.new_patient({"pa": "approve", "ship_after_seconds": 600}, phone=phone)
+    for body in ("HELP", "when does my package come?", "I got a rash after the shot"):
+        await text_from(stack, phone, body)
+    deadline = time.monotonic() + 10
+    while len(replies := [e for e in stack.store.timeline.for_patient(patient)
+                          if e.type == "message.reply"]) < 3:  # fmt: skip
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert sorted(e.summary for e in replies) == [
+        "sms reply: ambiguous", "sms reply: help", "sms reply: side_effect"
+    ]  # fmt: skip
+    assert not stack.store.preferences.opted_out(patient)
