@@ -27,4 +27,4 @@ def precompile() -> None:
     """Write bytecode for the workflow package, so its re-import for every journey loads
     cached code instead of compiling source again: where PYTHONDONTWRITEBYTECODE is set,
     nothing else writes it. Stale files are rewritten; unchanged ones are left alone."""
-    compileall.compile_dir(Path(__file__).parent, quiet=1)
+    compileall.compile_dir(Path(__file__).parent, quiet=2)  # a read-only install: no harm
