@@ -33,6 +33,8 @@ log = structlog.get_logger("callbacks")
 Outcome = Literal["delivered", "recorded", "kept_for_review", "opted_out", "opted_in"]
 
 REPLY = "sms.reply"
+# Twilio ErrorCode 21610: the recipient has opted out at the carrier (replied STOP).
+CARRIER_STOP = "21610"
 # Receipts: facts about a message we sent, for the ledger, not for the journey.
 RECEIPTS = frozenset({"sms.status", "email.event"})
 # Gateway delivery statuses that settle a contact-ledger row (others are in-flight).
@@ -148,10 +150,12 @@ class CallbackService:
         note = self._timeline_event(
             partner, event.model_copy(update={"journey_ref": entry.journey_ref})
         )
+        error_code = event.data.get("error_code")
         self.store.ledger.transition(
-            entry.idempotency_key, RECEIPT_STATUS[status],
-            reason=event.data.get("error_code"), note=note,
-        )  # fmt: skip
+            entry.idempotency_key, RECEIPT_STATUS[status], reason=error_code, note=note
+        )
+        if error_code == CARRIER_STOP:  # the recipient replied STOP at the carrier
+            self.store.changes.opt_out(entry.patient_ref, "carrier_stop", event.event_id)
 
     def _note(self, partner: str, event: PartnerEvent) -> None:
         note = self._timeline_event(partner, event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from adapters.signatures import TWILIO_SIGNATURE_HEADER, twilio_signature
+from store.ledger import ContactPlan
 from tests.api.conftest import ApiStack, new_patient
 
 
@@ -54,3 +55,29 @@ async def test_a_stop_repeated_changes_once_and_an_unknown_sender_is_kept(api: A
     notes = [e for e in api.store.timeline.for_patient(patient) if e.type == "consent.changed"]
     assert len(notes) == 1 and "opted out" in notes[0].summary
     assert await text(api, "+15555550999", "STOP") == ["kept_for_review"]
+
+
+async def test_a_carrier_stop_on_a_receipt_opts_the_patient_out(api: ApiStack) -> None:
+    patient = await register(api, "+15555550175")
+    key = f"journey/api-program/{patient}/welcome/1"
+    api.store.ledger.record(
+        ContactPlan(
+            idempotency_key=key,
+            patient_ref=patient,
+            program="api-program",
+            channel="sms",
+            purpose="treatment",
+        )
+    )
+    sid = "SM" + uuid.uuid4().hex
+    assert api.store.ledger.transition(key, "sent", provider_message_id=sid)
+    url = f"{api.settings.receiver.base_url()}/v1/webhooks/sms"
+    form = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "21610",
+            "To": "+15555550175"}  # fmt: skip
+    token = api.settings.partners.twilio_auth_token.get_secret_value()
+    headers = {TWILIO_SIGNATURE_HEADER: twilio_signature(token, url, form)}
+    answer = await api.http.post("/v1/webhooks/sms", data=form, headers=headers)
+    assert answer.json()["outcomes"] == ["recorded"]
+    assert api.store.preferences.opted_out(patient)
+    row = api.store.ledger.by_provider_message_id(sid)
+    assert row is not None and (row.status, row.reason) == ("failed", "21610")
