@@ -19,6 +19,7 @@ import typer
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
+from cli.contacts import contacts as contacts_command
 from cli.keys import app as keys_app
 from cli.patients import app as patients_app
 from cli.templates import app as templates_app
@@ -249,6 +250,7 @@ def config_table() -> str:
 
 
 app.command("timeline")(timeline_command)
+app.command("contacts")(contacts_command)
 
 
 def main() -> None:

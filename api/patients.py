@@ -27,6 +27,7 @@ from contract.patients import (
     ConsentRevokeIn,
     ConsentRevokeOut,
     ConsentsOut,
+    ContactsOut,
     PatientIn,
     PatientOut,
     PatientRegistered,
@@ -199,3 +200,16 @@ async def put_preferences(
     patient_ref: KnownPatient, body: PreferencesPut, consents: Consents, key: Writer
 ) -> PreferencesOut:
     return await consents.set_preferences(patient_ref, body, key.key_id)
+
+
+@router.get(
+    "/{patient_id}/contacts",
+    summary="Every contact decision and why",
+    description="The contact ledger across journeys, oldest first: sent, delivered, "
+    "deferred until, suppressed because, failed with the gateway's code; with each "
+    "decision's history. No addresses and no message text.",
+    dependencies=READ,
+    responses=problems(404, 422, 500),
+)
+async def get_contacts(patient_ref: KnownPatient, consents: Consents) -> ContactsOut:
+    return await consents.contacts(patient_ref)

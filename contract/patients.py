@@ -271,3 +271,29 @@ class PreferencesOut(BaseModel):
     current: PreferenceVersion | None = Field(description="In force now; null: never set.")
     opted_out: bool = Field(description="An SMS opt-out (STOP) is in force.")
     history: list[PreferenceVersion] = Field(description="Every version, oldest first.")
+
+
+# -- contacts (GET /v1/patients/{patient_id}/contacts) -------------------------------------
+
+
+class ContactOut(BaseModel):
+    """One contact decision, as the contact ledger explains it."""
+
+    decided_at: datetime
+    journey_id: str | None = None
+    step_id: str | None = None
+    program: str
+    channel: str
+    purpose: str
+    message_class: str
+    status: str = Field(description="planned, sent, delivered, failed, deferred, suppressed.")
+    reason: str | None = Field(None, description="Why suppressed, deferred or failed (a code).")
+    defer_until: datetime | None = None
+    sent_at: datetime | None = None
+    history: list[str] = Field(description="Every state it went through, oldest first.")
+
+
+class ContactsOut(BaseModel):
+    patient_ref: str
+    opted_out: bool
+    contacts: list[ContactOut] = Field(description="Oldest first, across journeys.")

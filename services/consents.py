@@ -16,6 +16,8 @@ from contract.patients import (
     ConsentRevokeIn,
     ConsentRevokeOut,
     ConsentsOut,
+    ContactOut,
+    ContactsOut,
     PreferencesOut,
     PreferencesPut,
     PreferenceVersion,
@@ -27,6 +29,7 @@ from services.errors import InvalidField, NoContactAddress, PatientNotFound
 from services.patients import mask
 from store import Store
 from store.consents import Consent, ConsentGrant, Preference, PreferenceChange
+from store.ledger import ContactEvent, ContactLedgerEntry
 from store.patients import Patient, PatientErased, address_for
 from store.timeline import TimelineEntry
 from store.types import utcnow
@@ -63,6 +66,15 @@ def entry_out(e: TimelineEntry) -> TimelineEntryOut:
     return TimelineEntryOut(
         occurred_at=e.occurred_at, recorded_at=e.recorded_at, journey_id=e.journey_ref,
         type=e.type, summary=e.summary, correlation=e.correlation, redacted=e.redacted,
+    )  # fmt: skip
+
+
+def contact_out(e: ContactLedgerEntry, history: list[ContactEvent]) -> ContactOut:
+    return ContactOut(
+        decided_at=e.decided_at, journey_id=e.journey_ref, step_id=e.step_id, program=e.program,
+        channel=e.channel, purpose=e.purpose, message_class=e.message_class, status=e.status,
+        reason=e.reason, defer_until=e.defer_until, sent_at=e.sent_at,
+        history=[f"{h.status}: {h.reason}" if h.reason else h.status for h in history],
     )  # fmt: skip
 
 
@@ -141,6 +153,22 @@ class ConsentService:
                 limit=limit,
             )
             return TimelineOut(patient_ref=patient_ref, entries=[entry_out(e) for e in entries])
+
+        return await asyncio.to_thread(read)
+
+    async def contacts(self, patient_ref: str) -> ContactsOut:
+        """Every contact decision for the patient, with its reason and history."""
+
+        def read() -> ContactsOut:
+            ledger = self.store.ledger
+            return ContactsOut(
+                patient_ref=patient_ref,
+                opted_out=self.store.preferences.opted_out(patient_ref),
+                contacts=[
+                    contact_out(e, ledger.events(e.idempotency_key))
+                    for e in ledger.for_patient(patient_ref)
+                ],
+            )
 
         return await asyncio.to_thread(read)
 

@@ -65,6 +65,14 @@ async def test_stop_mid_journey_suppresses_every_later_message(stack: Stack) -> 
     assert ("message.reply", "sms reply: opt_out") in story
     assert all("Stop" not in summary for _, summary in story)  # the text stays out
 
+    async with httpx.AsyncClient(headers=stack.admin_headers) as api:
+        url = f"{stack.receiver_url}/v1/patients/{stack.external[patient]}/contacts"
+        contacts = (await api.get(url)).json()
+    assert contacts["opted_out"] is True
+    assert [(c["step_id"], c["status"], c["reason"]) for c in contacts["contacts"]] == [
+        ("welcome", "suppressed", "opted_out"), ("refill_reminder", "suppressed", "opted_out")
+    ]  # fmt: skip
+
     await text_from(stack, phone, "START")
     await until_opted_out(stack, patient, False)
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from starter import app
 from store import Store
+from store.ledger import ContactPlan, ContactStatus
 from store.patients import PatientDetails
 from store.timeline import TimelineEvent
 
@@ -142,3 +143,38 @@ def test_patients_register_from_a_file(sqlite_url: str, tmp_path: Path) -> None:
     file.write_text(json.dumps({"timezone": "Mars/Olympus"}))
     bad = runner.invoke(app, register, env=env)
     assert bad.exit_code == 2 and "body.timezone" in bad.output and "Olympus" not in bad.output
+
+
+def test_contacts_shows_each_decision_and_why(sqlite_url: str) -> None:
+    store = Store.open(sqlite_url)
+    ref = store.identities.pseudonym("MRN-0005555")
+    store.patients.upsert(ref, PatientDetails(phone="+15555550165"))
+    outcomes: list[tuple[str, ContactStatus]] = [
+        ("welcome", "sent"),
+        ("refill_reminder", "suppressed"),
+    ]
+    for step, outcome in outcomes:
+        key = f"journey/prog/{ref}/{step}/1"
+        plan = ContactPlan(
+            idempotency_key=key,
+            patient_ref=ref,
+            program="prog",
+            step_id=step,
+            channel="sms",
+            purpose="treatment",
+        )
+        store.ledger.record(plan)
+        reason = "opted_out" if outcome == "suppressed" else None
+        store.ledger.transition(key, outcome, reason=reason, provider_message_id="SM1" + step)
+    store.close()
+    env = {"DATABASE_URL": sqlite_url}
+    shown = runner.invoke(app, ["contacts", "MRN-0005555"], env=env)
+    assert shown.exit_code == 0, shown.output
+    rows = [line for line in shown.stdout.splitlines() if "treatment" in line]
+    assert len(rows) == 2 and "sent" in rows[0] and "opted_out" in rows[1]
+    assert "5555550165" not in shown.stdout and "MRN" not in shown.stdout
+    as_json = json.loads(runner.invoke(app, ["contacts", "MRN-0005555", "--json"], env=env).stdout)
+    assert [(c["step_id"], c["status"], c["reason"]) for c in as_json["contacts"]] == [
+        ("welcome", "sent", None), ("refill_reminder", "suppressed", "opted_out")
+    ]  # fmt: skip
+    assert as_json["contacts"][1]["history"] == ["planned", "suppressed: opted_out"]
