@@ -29,6 +29,7 @@ from api.catalog import TemplateCatalog
 from api.webhooks import Webhooks
 from gateway.journeys import JourneyGateway, connect_temporal
 from services.callbacks import CallbackService
+from services.consents import ConsentService
 from services.journeys import JourneyStarter
 from services.patients import PatientService
 from settings import Settings, TemporalSettings, get_settings
@@ -116,6 +117,7 @@ def create_app(
     )
     app.state.store = store
     app.state.patients = patients
+    app.state.consents = ConsentService(store)
     app.state.api_keys = store.api_keys
     errors.install(app)
     app.include_router(journeys_api.router)

@@ -12,6 +12,7 @@ from api.errors import ApiProblem
 from contract.ids import JOURNEY_ID, PATIENT_ID
 from domain.journey import check_pseudonym
 from gateway.journeys import JourneyGateway
+from services.consents import ConsentService
 from services.journeys import JourneyStarter as Starter
 from services.patients import PatientService
 from store import Store
@@ -29,6 +30,10 @@ def patient_service(request: Request) -> PatientService:
     return cast(PatientService, request.app.state.patients)
 
 
+def consent_service(request: Request) -> ConsentService:
+    return cast(ConsentService, request.app.state.consents)
+
+
 def template_catalog(request: Request) -> TemplateCatalog:
     return cast(TemplateCatalog, request.app.state.templates)
 
@@ -37,7 +42,10 @@ def pitwall_store(request: Request) -> Store:
     return cast(Store, request.app.state.store)
 
 
-def _pseudonymous_parts(journey_id: str) -> str:
+def pseudonymous_journey_id(journey_id: str | None) -> str | None:
+    """A journey id whose parts are pseudonymous (None passes: an optional filter)."""
+    if journey_id is None:
+        return None
     _, program, patient_ref, *key = journey_id.split("/")
     check_pseudonym(program, "program")
     check_pseudonym(patient_ref, "patient_ref")
@@ -49,6 +57,7 @@ def _pseudonymous_parts(journey_id: str) -> str:
 Journeys = Annotated[JourneyGateway, Depends(journey_gateway)]
 JourneyStarter = Annotated[Starter, Depends(journey_starter)]
 Patients = Annotated[PatientService, Depends(patient_service)]
+Consents = Annotated[ConsentService, Depends(consent_service)]
 Templates = Annotated[TemplateCatalog, Depends(template_catalog)]
 PitwallStore = Annotated[Store, Depends(pitwall_store)]
 PatientId = Annotated[
@@ -66,7 +75,7 @@ JourneyId = Annotated[
         description="journey/{program}/{patient_ref}[/{business_key}], as start returned it.",
         examples=["journey/demo-program/pt-7f3a9c"],
     ),
-    AfterValidator(_pseudonymous_parts),
+    AfterValidator(pseudonymous_journey_id),
 ]
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import AfterValidator, StringConstraints
 
 from api.auth import require
-from api.deps import KnownPatient, PatientId, Patients
+from api.deps import Consents, KnownPatient, PatientId, Patients, pseudonymous_journey_id
 from api.openapi import problems
 from contract.ids import JOURNEY_ID
 from contract.patients import (
@@ -35,29 +35,12 @@ from contract.patients import (
     PreferencesPut,
     TimelineOut,
 )
-from domain.journey import check_pseudonym
-from services.consents import ConsentService
 from store.api_keys import ApiKey
 
-
-def consent_service(request: Request) -> ConsentService:
-    return ConsentService(request.app.state.store)
-
-
-Consents = Annotated[ConsentService, Depends(consent_service)]
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
 READ = [require("patients:read")]
 Writer = Annotated[ApiKey, require("patients:write")]
-
-
-def _journey_parts(value: str | None) -> str | None:
-    if value is None:
-        return None
-    _, program, patient, *key = value.split("/")
-    for part, name in ((program, "program"), (patient, "patient_ref"), *[(k, "key") for k in key]):
-        check_pseudonym(part, name)
-    return value
 
 
 # -- routes -------------------------------------------------------------------------------
@@ -114,7 +97,7 @@ async def get_timeline(
     journey: Annotated[
         str | None,
         Query(pattern=JOURNEY_ID, description="Only this journey (its id)."),
-        AfterValidator(_journey_parts),
+        AfterValidator(pseudonymous_journey_id),
     ] = None,
     type: Annotated[
         list[TimelineType] | None,
