@@ -17,6 +17,7 @@ from contract.patients import (
     EMAIL,
     ContactPoint,
     CoverageOut,
+    HumanName,
     PatientIn,
     PatientOut,
     PatientRegistered,
@@ -84,12 +85,17 @@ def details_of(patient: PatientIn) -> PatientDetails:
         c = patient.caregiver
         contacts = _contacts(c.telecom, "body.caregiver.telecom") if c else {}
         values.update(
-            caregiver_name=" ".join([*c.name.given, c.name.family or ""]).strip() or None
-            if c and c.name else None,
+            caregiver_name=_full_name(c.name) if c else None,
             caregiver_relationship=c.relationship if c else None,
             caregiver_phone=contacts.get("phone"), caregiver_email=contacts.get("email"),
         )  # fmt: skip
     return PatientDetails.model_validate(values)
+
+
+def _full_name(name: HumanName | None) -> str | None:
+    if name is None:
+        return None
+    return " ".join([*name.given, name.family or ""]).strip() or None
 
 
 def _zone(name: str | None) -> str | None:

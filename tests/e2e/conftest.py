@@ -8,6 +8,7 @@ embeds in SMS StatusCallback URLs (basic auth), and an admin key for the tests.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from adapters.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_body
 from devtools.processes import Child, Children, wait_for_port
 from domain.journey import JourneyState
 from gateway.journeys import JourneyGateway
@@ -150,6 +152,23 @@ class Stack:
                 return state
             await asyncio.sleep(0.05)
         raise AssertionError(f"{journey_id} never reached {step}")
+
+    async def pharmacy_says(self, rx_id: str, *kinds: str) -> list[list[str]]:
+        """Signed pharmacy callbacks naming only the pharmacy's Rx id, as a pharmacy that
+        does not echo our reference sends them; the receiver's outcomes for each."""
+        outcomes = []
+        async with httpx.AsyncClient(headers=self.partner_headers) as http:
+            for kind in kinds:
+                body = json.dumps({"event_id": f"evt-{kind}-{rx_id}", "type": f"pharmacy.{kind}",
+                                   "rx_id": rx_id, "occurred_at": "2026-01-01T00:00:00Z",
+                                   "days_supply": 28}).encode()  # fmt: skip
+                ts = str(int(time.time()))
+                headers = {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign_body(SECRET, ts, body)}
+                answer = await http.post(
+                    f"{self.receiver_url}/v1/webhooks/pharmacy", content=body, headers=headers
+                )
+                outcomes.append(list(answer.json()["outcomes"]))
+        return outcomes
 
     # -- what the partners saw -----------------------------------------------------------
     def received(self, patient_ref: str) -> list[dict[str, Any]]:

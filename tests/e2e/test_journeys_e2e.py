@@ -219,23 +219,7 @@ async def test_callback_without_our_reference_finds_its_journey_by_rx_id(stack: 
     journey = await stack.start(patient)
     waiting = await stack.reaches(journey, "shipped")
     rx_id = waiting.outputs["sp_referral"]["rx_id"]
-    url = f"{stack.receiver_url}/v1/webhooks/pharmacy"
-    async with httpx.AsyncClient(headers=stack.partner_headers) as http:
-        for kind in ("shipped", "delivered"):
-            body = json.dumps(
-                {
-                    "event_id": f"evt-{kind}-{rx_id}",
-                    "type": f"pharmacy.{kind}",
-                    "rx_id": rx_id,
-                    "occurred_at": "2026-01-01T00:00:00Z",
-                    "days_supply": 28,
-                }
-            ).encode()
-            ts = str(int(time.time()))
-            answer = await http.post(
-                url, content=body, headers={TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(ts, body)}
-            )
-            assert answer.json()["outcomes"] == ["delivered"]
+    assert await stack.pharmacy_says(rx_id, "shipped", "delivered") == [["delivered"]] * 2
     state = await stack.finished(journey)
     assert state.status == "completed"
     assert state.events["shipped"]["event_id"] == f"evt-shipped-{rx_id}"
