@@ -6,12 +6,15 @@ configuration table is generated from these classes (`python starter.py config`)
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.contact_policy import Cap, ContactRules
 
 ROOT = Path(__file__).resolve().parent
 
@@ -62,6 +65,7 @@ class PartnerSettings(BaseSettings):
     copay_url: str = Field("", description="Copay-card program URL; empty means the sandbox.")
     sms_url: str = Field("", description="Twilio-shaped SMS API URL; empty means the sandbox.")
     email_url: str = Field("", description="SendGrid-shaped email API URL; empty: the sandbox.")
+    voice_url: str = Field("", description="Twilio-shaped Calls API URL; empty: as sms_url.")
     twilio_account_sid: str = Field("ACsandbox", description="SMS account SID.")
     twilio_auth_token: SecretStr = Field(
         SecretStr("dev-twilio-token"),
@@ -126,6 +130,38 @@ class AuthSettings(BaseSettings):
     )
 
 
+class ContactSettings(BaseSettings):
+    """The contact policy's defaults (DOMAIN.md §5); caps are per person x channel x purpose."""
+
+    model_config = _config("PITWALL_CONTACT_")
+
+    quiet_start: time = Field(time(8, 0), description="Non-urgent messages from (local).")
+    quiet_end: time = Field(time(20, 0), description="... until (recipient's local time).")
+    default_timezone: str = Field(
+        "America/New_York",
+        description="Recipient time zone when neither the record nor the number gives one.",
+    )
+    sms_per_day: int = Field(1, ge=1, description="Automated texts a day (per purpose).")
+    sms_per_week: int = Field(3, ge=1, description="Automated texts a rolling week.")
+    email_per_day: int = Field(1, ge=1, description="Emails a day (per purpose).")
+    email_per_week: int = Field(3, ge=1, description="Emails a rolling week.")
+    voice_per_day: int = Field(1, ge=1, description="Automated calls a day (per purpose).")
+    voice_per_week: int = Field(3, ge=1, description="Automated calls a rolling week.")
+
+    def rules(self) -> ContactRules:
+        return ContactRules(
+            quiet_start=self.quiet_start,
+            quiet_end=self.quiet_end,
+            default_timezone=self.default_timezone,
+            caps={
+                "sms": Cap(per_day=self.sms_per_day, per_week=self.sms_per_week),
+                "email": Cap(per_day=self.email_per_day, per_week=self.email_per_week),
+                "voice": Cap(per_day=self.voice_per_day, per_week=self.voice_per_week),
+                "push": Cap(per_day=self.sms_per_day, per_week=self.sms_per_week),
+            },
+        )
+
+
 class StackSettings(BaseSettings):
     model_config = _config("PITWALL_")
 
@@ -177,6 +213,7 @@ class Settings:
         self.partners = PartnerSettings()
         self.auth = AuthSettings()
         self.stack = StackSettings()
+        self.contact = ContactSettings()
 
     def unsafe_secrets(self) -> list[str]:
         """Variables whose secret is empty or still its development default."""
@@ -205,6 +242,7 @@ class Settings:
         ReceiverSettings,
         AuthSettings,
         StackSettings,
+        ContactSettings,
     )
 
 

@@ -6,6 +6,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from adapters.voice import VoiceClient
+
 from activities.messaging import MessagingActivities
 from activities.partners import PartnerActivities
 from activities.timeline import TimelineActivities
@@ -14,6 +16,7 @@ from adapters.sms import SmsClient
 from domain.partner_actions import ACTIONS
 from settings import Settings
 from store import Store
+from store.contact_gate import ContactGate
 
 
 def build_activities(settings: Settings, store: Store) -> list[Callable[..., Any]]:
@@ -43,9 +46,18 @@ def build_activities(settings: Settings, store: Store) -> list[Callable[..., Any
         store=store,
         callback_base=settings.receiver.base_url(),
         callback_api_key=settings.receiver.sms_callback_api_key.get_secret_value(),
+        voice=VoiceClient(
+            p.voice_url or p.sms_url or sandbox,
+            account_sid=p.twilio_account_sid,
+            auth_token=p.twilio_auth_token.get_secret_value(),
+            from_number=p.sms_from,
+            timeout=p.timeout_s,
+        ),
+        gate=ContactGate(store.engine, settings.contact.rules()),
     )
     return [
         *partners.activities(),
+        messaging.contact,
         messaging.send,
         TimelineActivities(store.timeline).record,
     ]

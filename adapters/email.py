@@ -5,7 +5,8 @@ Send: ``POST {base}/v3/mail/send`` with ``Authorization: Bearer <api key>`` and 
     {"personalizations": [{"to": [{"email": to}], "custom_args": {...}}],
      "from": {"email": from_email, "name": from_name}, "subject": ...,
      "content": [{"type": "text/plain", "value": body}],
-     "custom_args": {"journey_ref", "patient_ref", "program", "idempotency_key"}}
+     "custom_args": {"journey_ref", "patient_ref", "program", "idempotency_key",
+                     "pitwall_contact"}}
 
 Answer 202 with an empty body and the ``X-Message-Id`` header (our message id). Errors
 4xx ``{"errors": [{"message", "field", "help"}]}``: only the field names reach the detail.
@@ -15,6 +16,18 @@ events, each with ``sg_event_id`` (the event id), ``sg_message_id`` (``<X-Messag
 our message id is the part before ``.filter``), ``event``, ``timestamp`` and our custom args
 at top level. Email addresses are not copied into the events we emit; the receiver maps
 message ids to its ledger.
+
+SendGrid does not deduplicate sends (``Idempotency-Key`` is ignored): after a crash between
+send and answer, look first. Every send carries ``custom_args.pitwall_contact`` = our
+idempotency key (SendGrid echoes custom args in every event, and keeps them as the
+message's ``unique_args``). ``find_sent(reference)`` asks the Email Activity API (a paid
+add-on; the API key needs Email Activity access): ``GET /v3/messages?limit=10&query=…``
+with the query ``(unique_args['pitwall_contact']="<reference>")`` (URL-encoded; the
+query-language form documented for ``unique_args``, as we read the reference), answered
+``{"messages": [{"msg_id", "from_email", "subject", "to_email", "status",
+"last_event_time", …}]}``; each ``msg_id`` (``<X-Message-Id>.filter…``) gives back our
+message id. Activity is not instant at SendGrid: an empty answer right after a send is not
+proof that nothing went out.
 """
 
 from __future__ import annotations
@@ -26,10 +39,13 @@ import httpx
 
 from adapters._common import load_json, now, parse_time
 from adapters.errors import CallbackInvalid, PartnerUnavailable
-from adapters.http import PartnerClient, PartnerHttp
+from adapters.http import PartnerClient
+from adapters.sms import ReadablePartnerHttp
 from domain.partners import EmailRequest, EmailResult, PartnerEvent
 
 PARTNER = "email"
+# The custom arg (unique arg) that carries our reference: the send's idempotency key.
+CONTACT_ARG = "pitwall_contact"
 EVENTS = frozenset(
     {
         "processed",
@@ -136,7 +152,7 @@ class EmailClient(PartnerClient):
         http: httpx.AsyncClient | None = None,
         timeout: float = 10.0,
     ) -> None:
-        self._http = PartnerHttp(
+        self._http: ReadablePartnerHttp = ReadablePartnerHttp(
             PARTNER,
             base_url,
             http=http,
@@ -153,6 +169,7 @@ class EmailClient(PartnerClient):
             "patient_ref": req.patient_ref,
             "program": req.program,
             "idempotency_key": req.idempotency_key,
+            CONTACT_ARG: req.idempotency_key,
         }
         sender: dict[str, str] = {"email": self.from_email}
         if self.from_name:
@@ -173,3 +190,21 @@ class EmailClient(PartnerClient):
                 PARTNER, response.status_code, "malformed response: no X-Message-Id"
             )
         return EmailResult(message_id=message_id)
+
+    async def find_sent(self, reference: str) -> list[str]:
+        """Message ids (X-Message-Id) of the sends whose ``pitwall_contact`` is
+        ``reference``, newest first; empty when SendGrid shows none."""
+        if not reference or '"' in reference or "\\" in reference:
+            raise ValueError("reference must be non-empty, without quotes or backslashes")
+        query = f"(unique_args['{CONTACT_ARG}']=\"{reference}\")"
+        response = await self._http.get("/v3/messages", params={"query": query, "limit": "10"})
+        body = self._http.json(response)
+        messages = body.get("messages") if isinstance(body, Mapping) else None
+        if not isinstance(messages, list):
+            raise PartnerUnavailable(PARTNER, response.status_code, "malformed list: no messages")
+        ids: list[str] = []
+        for item in messages:
+            msg_id = item.get("msg_id") if isinstance(item, Mapping) else None
+            if isinstance(msg_id, str) and msg_id and message_id_of(msg_id) not in ids:
+                ids.append(message_id_of(msg_id))
+        return ids

@@ -14,12 +14,35 @@ Callbacks (form-encoded, ``X-Twilio-Signature`` over the exact callback URL):
   no event id, so event_id = ``"{MessageSid}:{MessageStatus}"``: a duplicate delivery of the
   same status has the same id, each new status a new one.
 - inbound reply: ``MessageSid``, ``From``, ``To``, ``Body``, ``AccountSid``; event_id =
-  the inbound MessageSid.
+  the inbound MessageSid. The webhook's answer may be TwiML
+  (``<Response><Message>…</Message></Response>``, ``text/xml``): Twilio texts each
+  ``<Message>`` back to the sender.
+
+Receipt ``ErrorCode`` (on ``undelivered`` / ``failed``; the event's ``data.error_code``,
+a string; see ``RECEIPT_ERRORS``):
+
+- ``30003`` unreachable destination handset (off, out of coverage): transient, retry later.
+- ``30005`` unknown destination handset (the number does not exist): do not retry.
+- ``30006`` landline or unreachable carrier: the number cannot take SMS; do not retry.
+- ``30007`` carrier filtering (flagged as spam / unregistered traffic): do not resend as is.
+- ``30008`` unknown error (the sandbox's default for ``failed``).
+- ``21610`` the recipient texted STOP at the carrier: opted out; never text again until START.
+
+Twilio does not deduplicate sends (``Idempotency-Key`` is ignored): after a crash between
+send and answer, look first. ``find_sent(to, body, since)`` lists Messages ``To`` the
+number with ``DateSent>=`` since's (UTC) date and keeps those whose echoed ``body`` equals
+ours and whose ``date_created`` is at or after ``since`` (to the second: Twilio's dates
+have no fractions) — Twilio has no client reference field, so the body is the match key.
+A message still ``queued`` has no ``date_sent`` and such a filter does not return it yet;
+a trial account's body prefix breaks the match. ``fetch(sid)`` reads one message's status
+and ErrorCode.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -62,6 +85,91 @@ TWILIO_ERROR_CODES = {
     21610: "sms.opted_out",
     21617: "sms.body_too_long",
 }
+
+
+# Receipt ErrorCodes (status callbacks, fetched messages) → what they mean for us.
+RECEIPT_ERRORS = {
+    "30003": "unreachable",  # handset off / out of coverage: transient
+    "30005": "unknown_number",
+    "30006": "landline",  # landline or unreachable carrier: cannot take SMS
+    "30007": "carrier_filtered",
+    "30008": "unknown_error",
+    "21610": "opted_out",  # STOP at the carrier
+}
+# Pages of a Messages / Calls list read at most when reconciling.
+MAX_PAGES = 10
+
+
+class ReadablePartnerHttp(PartnerHttp):
+    """PartnerHttp plus GET (lookups for reconciliation), with the same error mapping."""
+
+    async def get(self, path: str, *, params: Mapping[str, str] | None = None) -> httpx.Response:
+        """GET ``base_url + path`` (a path, or a partner-given ``/…`` page URI)."""
+        kwargs: dict[str, Any] = {"headers": dict(self._headers), "timeout": self._timeout}
+        if params is not None:
+            kwargs["params"] = dict(params)
+        if self._auth is not None:
+            kwargs["auth"] = self._auth
+        try:
+            response = await self._http.get(self.base_url + path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise PartnerUnavailable(self.partner, None, f"timeout: {type(exc).__name__}") from exc
+        except httpx.TransportError as exc:
+            raise PartnerUnavailable(
+                self.partner, None, f"connection error: {type(exc).__name__}"
+            ) from exc
+        return self.check(response)
+
+
+def twilio_time(value: Any) -> datetime | None:
+    """Twilio's RFC 2822 dates (``date_created``…) → aware UTC; None when absent/invalid."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def since_floor(since: datetime) -> datetime:
+    """``since`` as aware UTC, to the whole second (Twilio's dates have no fractions)."""
+    aware = since if since.tzinfo else since.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).replace(microsecond=0)
+
+
+async def list_pages(
+    http: ReadablePartnerHttp, path: str, params: Mapping[str, str], key: str
+) -> list[Mapping[str, Any]]:
+    """Every resource of a Twilio list (``key``: "messages", "calls"), following
+    ``next_page_uri`` up to MAX_PAGES pages."""
+    found: list[Mapping[str, Any]] = []
+    next_path: str | None = path
+    next_params: Mapping[str, str] | None = params
+    for _ in range(MAX_PAGES):
+        if not next_path:
+            break
+        response = await http.get(next_path, params=next_params)
+        page = http.json(response)
+        items = page.get(key) if isinstance(page, Mapping) else None
+        if not isinstance(items, list):
+            raise PartnerUnavailable(
+                http.partner, response.status_code, f"malformed list: no {key}"
+            )
+        found.extend(item for item in items if isinstance(item, Mapping))
+        uri = page.get("next_page_uri")
+        next_path, next_params = (uri, None) if isinstance(uri, str) and uri else (None, None)
+    return found
+
+
+def _sms_result(resource: Any, status_code: int) -> SmsResult:
+    sid = resource.get("sid") if isinstance(resource, Mapping) else None
+    status = resource.get("status") if isinstance(resource, Mapping) else None
+    if not isinstance(sid, str) or not sid or not isinstance(status, str):
+        raise PartnerUnavailable(PARTNER, status_code, "malformed response: no sid")
+    code = resource.get("error_code")
+    error_code = str(code) if isinstance(code, int | str) and str(code) else None
+    return SmsResult(message_sid=sid, status=status, error_code=error_code)
 
 
 def _classify(response: httpx.Response, body: Any) -> tuple[str | None, str]:
@@ -166,7 +274,7 @@ class SmsClient(PartnerClient):
         *,
         send_refs: bool = True,
     ) -> None:
-        self._http = PartnerHttp(
+        self._http: ReadablePartnerHttp = ReadablePartnerHttp(
             PARTNER,
             base_url,
             http=http,
@@ -179,7 +287,12 @@ class SmsClient(PartnerClient):
         self.from_number = from_number
         self.send_refs = send_refs
 
+    @property
+    def _messages(self) -> str:
+        return f"/2010-04-01/Accounts/{self.account_sid}/Messages"
+
     async def send(self, req: SmsRequest) -> SmsResult:
+        """Send one text. Twilio ignores the Idempotency-Key: a retry is a second text."""
         form = {
             "To": req.to,
             "From": self.from_number,
@@ -190,13 +303,28 @@ class SmsClient(PartnerClient):
             form["PitwallJourneyRef"] = req.journey_ref
             form["PitwallPatientRef"] = req.patient_ref
         response = await self._http.post(
-            f"/2010-04-01/Accounts/{self.account_sid}/Messages.json",
-            idempotency_key=req.idempotency_key,
-            data=form,
+            f"{self._messages}.json", idempotency_key=req.idempotency_key, data=form
         )
-        body = self._http.json(response)
-        sid = body.get("sid") if isinstance(body, Mapping) else None
-        status = body.get("status") if isinstance(body, Mapping) else None
-        if not isinstance(sid, str) or not sid or not isinstance(status, str):
-            raise PartnerUnavailable(PARTNER, response.status_code, "malformed response: no sid")
-        return SmsResult(message_sid=sid, status=status)
+        return _sms_result(self._http.json(response), response.status_code)
+
+    async def find_sent(self, to: str, body: str, since: datetime) -> list[SmsResult]:
+        """Messages sent to ``to`` with exactly this body, created at or after ``since``;
+        newest first (see the module docstring for what this cannot see)."""
+        floor = since_floor(since)
+        params = {"To": to, "DateSent>": floor.date().isoformat(), "PageSize": "100"}
+        found = []
+        for resource in await list_pages(self._http, f"{self._messages}.json", params, "messages"):
+            created = twilio_time(resource.get("date_created"))
+            if (
+                resource.get("to") == to
+                and resource.get("body") == body
+                and created is not None
+                and created >= floor
+            ):
+                found.append(_sms_result(resource, 200))
+        return found
+
+    async def fetch(self, sid: str) -> SmsResult:
+        """One message's current status and ErrorCode (unknown sid: ``sms.not_found``)."""
+        response = await self._http.get(f"{self._messages}/{sid}.json")
+        return _sms_result(self._http.json(response), response.status_code)

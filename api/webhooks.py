@@ -12,6 +12,9 @@ signs the URL without the credentials, which is the URL rebuilt here from the pu
 
 Bad signature → 401 and nothing forwarded. Malformed → 400. Then the events go to the
 callback service (services/callbacks.py), which routes each one; 202 with the outcomes.
+An inbound text is answered 200 with TwiML: Twilio sends its <Message> (the HELP answer,
+the one confirmation of a STOP or START) to the sender; the outcome is in the
+`Pitwall-Outcome` header. Call status callbacks arrive on /voice.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from collections.abc import Callable
 
 import structlog
 from fastapi import APIRouter, Request, Response
+from temporalio.service import RPCError
+from twilio.twiml.messaging_response import MessagingResponse
 
-from adapters import consent, email, payer, pharmacy, sms
+from adapters import consent, email, payer, pharmacy, sms, voice
 from adapters.errors import CallbackInvalid
 from adapters.signatures import (
     SIGNATURE_HEADER,
@@ -35,7 +40,7 @@ from api.auth import authenticate, forbidden, presented_key, unauthenticated
 from api.errors import ApiProblem
 from api.problems import problem
 from domain.partners import PartnerEvent
-from services.callbacks import CallbackService, JourneysUnavailable
+from services.callbacks import REPLY, CallbackService, JourneysUnavailable
 from store.api_keys import ApiKey, ApiKeyRepository
 
 log = structlog.get_logger("webhooks")
@@ -65,6 +70,7 @@ class Webhooks:
                         methods=["POST"])  # fmt: skip
         r.add_api_route("/email", self._json(email.parse_events, "email"), methods=["POST"])
         r.add_api_route("/sms", self.sms, methods=["POST"])
+        r.add_api_route("/voice", self.voice, methods=["POST"])
         return r
 
     def _json(
@@ -105,7 +111,9 @@ class Webhooks:
             return refused.response()
         return None
 
-    async def sms(self, request: Request) -> Response:
+    async def _twilio_form(self, request: Request) -> dict[str, str] | Response:
+        """The verified form of a Twilio callback, or the problem to answer. Twilio's
+        texts and calls come from one account: both need the `webhooks:sms` scope."""
         if (denied := await self._authorize(request, "sms")) is not None:
             return denied
         form = {k: str(v) for k, v in (await request.form()).items()}
@@ -117,23 +125,49 @@ class Webhooks:
         if not verify_twilio(
             self.twilio_token, url, form, request.headers.get(TWILIO_SIGNATURE_HEADER, "")
         ):
-            log.warning("webhook.bad_signature", partner="sms")
+            log.warning("webhook.bad_signature", partner="twilio")
             return problem(401, "bad-signature", "Signature verification failed")
-        journey = request.query_params.get("journey")
+        return form
+
+    async def sms(self, request: Request) -> Response:
+        form = await self._twilio_form(request)
+        if isinstance(form, Response):
+            return form
         try:
-            event = sms.parse_callback(form, journey)
+            event = sms.parse_callback(form, request.query_params.get("journey"))
         except CallbackInvalid as err:
             return problem(400, "invalid-callback", "Callback could not be parsed", str(err))
-        return await self.deliver("sms", [event])
+        if event.type != REPLY:
+            return await self.deliver("sms", [event])
+        try:
+            reply = await self.callbacks.reply("sms", event)
+        except RPCError:
+            return _temporal_unavailable()
+        log.info("callback.reply", event_id=event.event_id, outcome=reply.outcome)
+        # Twilio sends what the webhook answers: the confirmation or help text, if any.
+        answer = MessagingResponse()
+        if reply.answer:
+            answer.message(reply.answer)
+        return Response(
+            str(answer), status_code=200, media_type="application/xml",
+            headers={"Pitwall-Outcome": reply.outcome},
+        )  # fmt: skip
+
+    async def voice(self, request: Request) -> Response:
+        form = await self._twilio_form(request)
+        if isinstance(form, Response):
+            return form
+        try:
+            event = voice.parse_call_status(form, request.query_params.get("journey"))
+        except CallbackInvalid as err:
+            return problem(400, "invalid-callback", "Callback could not be parsed", str(err))
+        return await self.deliver("voice", [event])
 
     async def deliver(self, partner: str, events: list[PartnerEvent]) -> Response:
         try:
             outcomes = await self.callbacks.deliver(partner, events)
         except JourneysUnavailable:
-            return problem(
-                503, "temporal-unavailable", "Journeys are unavailable; retry later",
-                headers={"Retry-After": "5"},
-            )  # fmt: skip
+            return _temporal_unavailable()
         return Response(
             json.dumps({"received": len(events), "outcomes": outcomes}),
             status_code=202,
@@ -153,3 +187,10 @@ async def authenticate_webhook(keys: ApiKeyRepository, request: Request, partner
 
 def _one(parse: Callable[[bytes], PartnerEvent]) -> Callable[[bytes], list[PartnerEvent]]:
     return lambda body: [parse(body)]
+
+
+def _temporal_unavailable() -> Response:
+    return problem(
+        503, "temporal-unavailable", "Journeys are unavailable; retry later",
+        headers={"Retry-After": "5"},
+    )  # fmt: skip

@@ -23,6 +23,9 @@ EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 TASK_COMPLETED = "task.completed"
 OPERATOR_RETRY = "operator.retry"
 OPERATOR_NOTE = "operator.note"
+# The contact policy tells a journey what it waits on inside a message step.
+MESSAGE_RECEIPT = "message.receipt"
+CONTACT_CHANGED = "contact.changed"
 
 MESSAGING_EVENTS = {
     "sms.status": "sms",
@@ -34,6 +37,10 @@ PEOPLE_EVENTS = {
     OPERATOR_RETRY: "Go on after a hold (correlation: the held step id).",
     OPERATOR_NOTE: "A note from an operator.",
 }
+CONTACT_EVENTS = {
+    MESSAGE_RECEIPT: "A message awaiting its receipt settled (correlation: the gateway's id).",
+    CONTACT_CHANGED: "The patient opted out or back in (correlation: the patient ref).",
+}
 
 
 def partner_events() -> dict[str, str]:
@@ -43,7 +50,7 @@ def partner_events() -> dict[str, str]:
 
 def core_event_types() -> set[str]:
     """Every type any journey understands, whatever its template."""
-    return set(partner_events()) | set(PEOPLE_EVENTS)
+    return set(partner_events()) | set(PEOPLE_EVENTS) | set(CONTACT_EVENTS)
 
 
 def declared_event_types(program_events: Iterable[str] = ()) -> set[str]:

@@ -80,6 +80,26 @@ class SmsRequest(PartnerRequest):
 class SmsResult(BaseModel):
     message_sid: str
     status: str
+    error_code: str | None = Field(
+        None, description="Twilio ErrorCode of an undelivered / failed message (e.g. 30003)."
+    )
+
+
+class VoiceRequest(PartnerRequest):
+    to: str
+    text: str = Field(min_length=1, description="What the call says (spoken by <Say>).")
+    language: str = Field(
+        "en", description="Patient's language: 'es' / 'es-…' speaks es-US, anything else en-US."
+    )
+    status_callback: str
+
+
+class VoiceResult(BaseModel):
+    call_sid: str
+    status: str
+    answered_by: str | None = Field(
+        None, description="Twilio AnsweredBy (human, machine_end_beep, ...) once known."
+    )
 
 
 class EmailRequest(PartnerRequest):

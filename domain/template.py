@@ -47,6 +47,11 @@ class JourneyTemplate(BaseModel):
     description: str = ""
     program_name: str = Field("Pitwall Patient Support", description="Name patients see.")
     help_contact: str = Field("1-800-555-0100", description="Help line shown in messages.")
+    products: list[str] = Field(
+        default_factory=list,
+        description="The program's own product names: never in an SMS, push or voicemail "
+        "unless the patient's consent allows detail (checked with the drug dictionary).",
+    )
     parameters: dict[str, Any] = Field(default_factory=dict)
     partner_attempts: int = Field(
         12,

@@ -92,10 +92,18 @@ def load_template(path: str | os.PathLike[str]) -> JourneyTemplate:
     if not isinstance(data, dict):
         raise TemplateError(shown, ["the file must hold a mapping (id, version, steps, ...)"])
     try:
-        return JourneyTemplate.model_validate(data)
+        template = JourneyTemplate.model_validate(data)
     except ValidationError as exc:
         problems = [p for err in exc.errors() for p in _describe(err, data, node)]
         raise TemplateError(shown, problems) from None
+    # Imported here: the catalog finds its folder through this module.
+    from domain.content import default_catalog
+    from domain.template_content import content_problems
+
+    problems = content_problems(template, default_catalog())
+    if problems:
+        raise TemplateError(shown, [_with_line(p, node) for p in problems])
+    return template
 
 
 def load_template_versions(
@@ -252,17 +260,19 @@ def _split_path(path: str) -> list[str | int]:
     return [int(p) if p.isdigit() else p for p in parts]
 
 
+def _with_line(problem: str, node: yaml.Node | None) -> str:
+    """A `step 'id' (steps[i]) field 'f': ...` line, with the YAML line it points at."""
+    match = _GRAPH_LINE.search(problem)
+    path = [*_split_path(match[1]), *_split_path(match[2])] if match else []
+    return problem + _line(node, path)
+
+
 def _describe(err: Any, data: dict[str, Any], node: yaml.Node | None) -> list[str]:
     loc: tuple[str | int, ...] = tuple(err["loc"])
     message = _message(err)
     if not loc:
         # A template-level check; the graph check already names step and field per line.
-        lines = []
-        for line in message.splitlines():
-            match = _GRAPH_LINE.search(line)
-            path = [*_split_path(match[1]), *_split_path(match[2])] if match else []
-            lines.append(line + _line(node, path))
-        return lines
+        return [_with_line(line, node) for line in message.splitlines()]
     if loc[0] == "steps" and len(loc) > 1 and isinstance(loc[1], int):
         raw, yaml_path, rest = _innermost_step(loc, data)
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):

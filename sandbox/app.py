@@ -1,6 +1,6 @@
 """The partner sandbox: payer (FHIR / PAS), specialty pharmacy, e-consent, a copay-card
-program, SMS (Twilio shaped) and email (SendGrid shaped), scriptable per patient and
-inspectable for tests.
+program, SMS and voice calls (Twilio shaped) and email (SendGrid shaped), scriptable per
+patient and inspectable for tests.
 
 Speaks HTTP only; imports nothing from Pitwall. See sandbox/README.md.
 """
@@ -13,12 +13,13 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -94,6 +95,7 @@ OUTAGE_BODIES: dict[str, Callable[[int], StoredResponse]] = {
         s, fhir.operation_outcome("transient", "outage", "service temporarily unavailable")
     ),
     "sms": lambda s: _twilio_error(s, 20500, "An internal server error has occurred"),
+    "voice": lambda s: _twilio_error(s, 20500, "An internal server error has occurred"),
     "email": lambda s: _sendgrid_error(s, "service temporarily unavailable"),
     "pharmacy": lambda s: _simple_error(s, "unavailable"),
     "consent": lambda s: _simple_error(s, "unavailable"),
@@ -121,6 +123,158 @@ def _invalid_field(
             error = _simple_error(400, "invalid_request", field, f"{field} is missing or invalid")
             return error, {"rejected": 400, "field": field}, None
     return None
+
+
+# ---------------------------------------------------------------------- Twilio helpers
+
+# A message has a date_sent (and DateSent filters see it) once it leaves the queue.
+SMS_SENT = frozenset({"sent", "delivered", "undelivered", "failed", "read"})
+SMS_FAILURES = frozenset({"undelivered", "failed"})
+SMS_DEFAULT_ERRORS = {"undelivered": 30003, "failed": 30008}
+# Call progress per `voice` scenario, as the status callbacks carry it.
+VOICE_SEQUENCES: dict[str, tuple[str, ...]] = {
+    "answered": ("initiated", "ringing", "in-progress", "completed"),
+    "voicemail": ("initiated", "ringing", "in-progress", "completed"),
+    "no_answer": ("initiated", "ringing", "no-answer"),
+    "busy": ("initiated", "busy"),
+    "failed": ("initiated", "failed"),
+}
+CALL_TERMINAL = frozenset({"completed", "no-answer", "busy", "failed", "canceled"})
+
+
+def _public(resource: dict[str, Any]) -> dict[str, Any]:
+    """A Twilio resource as the REST API shows it (our bookkeeping keys start with `_`)."""
+    return {k: v for k, v in resource.items() if not k.startswith("_")}
+
+
+def _sms_error_code(status: str, sc: Scenario) -> int:
+    return sc.sms_error_code or SMS_DEFAULT_ERRORS[status]
+
+
+def _set_sms_status(
+    resource: dict[str, Any], entry: dict[str, Any], status: str, sc: Scenario
+) -> None:
+    now = utcnow()
+    resource["status"] = entry["status"] = status
+    resource["date_updated"] = format_datetime(now)
+    if status in SMS_SENT and resource["_sent"] is None:
+        resource["_sent"] = now
+        resource["date_sent"] = format_datetime(now)
+    if status in SMS_FAILURES:
+        resource["error_code"] = entry["error_code"] = _sms_error_code(status, sc)
+
+
+def _answered_by(outcome: str, detection: str) -> str | None:
+    """AnsweredBy, only when machine detection was asked for (as Twilio)."""
+    if not detection:
+        return None
+    if outcome == "answered":
+        return "human"
+    if outcome == "voicemail":
+        return "machine_end_beep" if detection.lower() == "detectmessageend" else "machine_start"
+    return None
+
+
+def _set_call_status(
+    resource: dict[str, Any],
+    entry: dict[str, Any],
+    status: str,
+    answered_by: str | None,
+    seconds: int,
+) -> None:
+    now = utcnow()
+    entry["status"] = status
+    # `initiated` is a callback status; the Call resource stays `queued` until it rings.
+    resource["status"] = "queued" if status == "initiated" else status
+    resource["date_updated"] = format_datetime(now)
+    if status == "initiated":
+        resource["_started"] = now
+        resource["start_time"] = format_datetime(now)
+    if status == "in-progress":
+        resource["answered_by"] = entry["answered_by"] = answered_by
+    if status in CALL_TERMINAL:
+        resource["end_time"] = format_datetime(now)
+        resource["duration"] = str(seconds if status == "completed" else 0)
+
+
+def _twiml_says(twiml: str) -> list[tuple[str, str | None]] | None:
+    """(text, language) of every <Say> in a TwiML document; None when it is not TwiML."""
+    try:
+        root = ET.fromstring(twiml)
+    except ET.ParseError:
+        return None
+    if root.tag != "Response":
+        return None
+    return [("".join(say.itertext()).strip(), say.get("language")) for say in root.iter("Say")]
+
+
+def _date_check(raw: str, op: str, field: str) -> Callable[[dict[str, Any]], bool] | None:
+    """Twilio's date filters: `YYYY-MM-DD` (GMT) compares the day, `op` "" / ">" / "<" is
+    on / on-or-after / on-or-before; a full ISO time compares the instant. A resource
+    without that date (not sent / not started yet) never matches."""
+    raw = raw.strip()
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            instant = None
+        else:
+            day = None
+            instant = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if instant.tzinfo is None:
+                instant = instant.replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+    def compare(value: Any, bound: Any) -> bool:
+        if op == ">":
+            return bool(value >= bound)
+        if op == "<":
+            return bool(value <= bound)
+        return bool(value == bound)
+
+    def check(resource: dict[str, Any]) -> bool:
+        at: datetime | None = resource.get(field)
+        if at is None:
+            return False
+        if day is not None:
+            return compare(at.astimezone(UTC).date(), day)
+        return compare(at, instant)
+
+    return check
+
+
+ACTIVITY_FIELDS = frozenset({"msg_id", "from_email", "to_email", "subject", "status"})
+_UNIQUE_ARG = re.compile(r"""^unique_args\['([^']+)'\]\s*=\s*"([^"]*)"$""")
+_FIELD = re.compile(r"""^([a-z_]+)\s*=\s*"([^"]*)"$""")
+
+
+def _activity_query(query: str) -> list[tuple[str | tuple[str, str], str]] | None:
+    """Parse the subset of the Email Activity query language the sandbox serves; None
+    when the query is not in it (the caller answers 400)."""
+    query = query.strip()
+    if not query:
+        return []
+    clauses: list[tuple[str | tuple[str, str], str]] = []
+    for part in re.split(r"\s+AND\s+", query, flags=re.IGNORECASE):
+        part = part.strip()
+        while part.startswith("(") and part.endswith(")"):
+            part = part[1:-1].strip()
+        if m := _UNIQUE_ARG.match(part):
+            clauses.append((("unique_args", m.group(1)), m.group(2)))
+        elif (m := _FIELD.match(part)) and m.group(1) in ACTIVITY_FIELDS:
+            clauses.append((m.group(1), m.group(2)))
+        else:
+            return None
+    return clauses
+
+
+def _activity_status(events: Sequence[str]) -> str:
+    """The Email Activity status once a scenario's events happened."""
+    if any(e in ("bounce", "blocked", "dropped") for e in events):
+        return "not_delivered"
+    if any(e in ("delivered", "open", "click", "spamreport", "unsubscribe") for e in events):
+        return "delivered"
+    return "processed"
 
 
 def _with_password(url: str, password: str) -> str:
@@ -153,10 +307,26 @@ def create_app(
         patient_ref: str | None,
         journey_ref: str | None,
         process: Process,
+        idempotent: Callable[[Scenario], bool] | None = None,
+        hold: Callable[[Scenario], float] | None = None,
     ) -> Response:
-        key = request.headers.get(IDEMPOTENCY_HEADER) or f"auto-{uuid.uuid4().hex}"
-        async with state.lock(service, key):
-            row = state.received.get((service, key))
+        """One partner request: outage, slowness, then `process`.
+
+        `idempotent(scenario)` false (SMS / email by default, like Twilio and SendGrid):
+        the `Idempotency-Key` is recorded but ignored, every request is new. True (the
+        default): a key seen before returns the stored response and schedules nothing.
+        `hold(scenario)` seconds: the request is processed (recorded, callbacks
+        scheduled) and only then the answer held back that long.
+        """
+        header_key = request.headers.get(IDEMPOTENCY_HEADER)
+        key = header_key or f"auto-{uuid.uuid4().hex}"
+        scenario = state.scenario(patient_ref)
+        dedupe = idempotent is None or idempotent(scenario)
+        # Without dedupe each request is its own row (keyed apart), showing the key sent.
+        row_key = key if dedupe else f"{key}#{uuid.uuid4().hex}"
+        async with state.lock(service, row_key):
+            row = state.received.get((service, row_key))
+            replay = row is not None and row.response is not None
             if row is not None and row.response is not None:
                 row.attempts += 1
                 stored = row.response
@@ -171,10 +341,9 @@ def create_app(
                         attempts=1,
                         first_at=utcnow(),
                     )
-                    state.received[(service, key)] = row
+                    state.received[(service, row_key)] = row
                 else:
                     row.attempts += 1
-                scenario = state.scenario(patient_ref)
                 if scenario.slow_ms:
                     await asyncio.sleep(scenario.slow_ms / 1000)
                 outage = state.outage_status(patient_ref, service)
@@ -186,8 +355,12 @@ def create_app(
                 row.summary = summary
                 if after is not None:
                     after()
-                return _to_response(stored)
-        scenario = state.scenario(patient_ref)
+        if not replay:
+            delay = hold(scenario) if hold is not None else 0.0
+            if delay > 0 and 200 <= stored.status < 300:
+                # Accepted and recorded, callbacks under way: the answer is held back.
+                await asyncio.sleep(delay)
+            return _to_response(stored)
         if scenario.slow_ms:
             await asyncio.sleep(scenario.slow_ms / 1000)
         return _to_response(stored)
@@ -538,7 +711,7 @@ def create_app(
             process=process,
         )
 
-    # ------------------------------------------------------------------ SMS (Twilio)
+    # ------------------------------------------------------------------ Twilio (SMS, voice)
 
     def _basic_auth(request: Request) -> tuple[str, str] | None:
         header = request.headers.get("Authorization", "")
@@ -550,16 +723,19 @@ def create_app(
             return None
         return user, password
 
-    @app.post("/2010-04-01/Accounts/{account_sid}/Messages.json")
-    async def twilio_messages(account_sid: str, request: Request) -> Response:
+    def _twilio_denied(account_sid: str, request: Request) -> Response | None:
         creds = _basic_auth(request)
         if creds is None or creds[0] != account_sid or creds[1] != state.twilio_auth_token:
             return _to_response(_twilio_error(401, 20003, "Authenticate"))
+        return None
+
+    async def _form_pairs(request: Request) -> list[tuple[str, str]]:
         try:
-            form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+            return parse_qsl((await request.body()).decode(), keep_blank_values=True)
         except UnicodeDecodeError:
-            form = {}
-        callback_url = form.get("StatusCallback") or ""
+            return []
+
+    def _refs(form: dict[str, str], callback_url: str) -> tuple[str | None, str | None]:
         query = parse_qs(urlsplit(callback_url).query) if callback_url else {}
         patient_ref = form.get("PitwallPatientRef") or next(
             iter(query.get("patient_ref", [])), None
@@ -567,6 +743,49 @@ def create_app(
         journey_ref = form.get("PitwallJourneyRef") or next(
             iter(query.get("journey_ref", [])), None
         )
+        return patient_ref, journey_ref
+
+    def _twilio_callback(
+        kind: str, event_id: str, url: str, form: dict[str, str], refs: tuple[str | None, ...]
+    ) -> Callback:
+        return Callback(
+            service="sms" if kind.startswith("sms") else "voice",
+            type=kind,
+            event_id=event_id,
+            url=url,
+            patient_ref=refs[0],
+            journey_ref=refs[1],
+            content_type="application/x-www-form-urlencoded",
+            form=form,
+        )
+
+    def _progress(
+        steps: list[tuple[float, Callable[[], None], Callback | None]], sc: Scenario
+    ) -> None:
+        """Move a Twilio resource through its statuses at their true times (`steps`: offset,
+        update, the status callback or None) and deliver the callbacks in the same slots —
+        reversed among themselves by `out_of_order`. Each slot's update runs before its
+        callback goes out, so a fetch answered after a callback shows at least that far."""
+        slots = [i for i, (_, _, cb) in enumerate(steps) if cb is not None]
+        callbacks = [cb for _, _, cb in steps if cb is not None]
+        if sc.out_of_order:
+            callbacks.reverse()
+        delivery = dict(zip(slots, callbacks, strict=True))
+        chain: list[tuple[float, Callback | Callable[[], None]]] = []
+        for i, (offset, update, _) in enumerate(steps):
+            chain.append((offset, update))
+            if i in delivery:
+                chain.append((offset, delivery[i]))
+        state.schedule(chain, duplicate=sc.duplicate_callbacks)
+
+    @app.post("/2010-04-01/Accounts/{account_sid}/Messages.json")
+    async def twilio_messages(account_sid: str, request: Request) -> Response:
+        if (denied := _twilio_denied(account_sid, request)) is not None:
+            return denied
+        form = dict(await _form_pairs(request))
+        callback_url = form.get("StatusCallback") or ""
+        refs = _refs(form, callback_url)
+        patient_ref, journey_ref = refs
 
         async def process(
             sc: Scenario,
@@ -598,7 +817,7 @@ def create_app(
             sid = "SM" + uuid.uuid4().hex
             statuses = list(sc.sms_statuses) or ["queued"]
             now = utcnow()
-            body = {
+            resource: dict[str, Any] = {
                 "sid": sid,
                 "account_sid": account_sid,
                 "to": to,
@@ -615,56 +834,55 @@ def create_app(
                 "error_message": None,
                 "price": None,
                 "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
+                "_created": now,
+                "_sent": None,
             }
-            state.messages.append(
-                {
-                    "channel": "sms",
-                    "id": sid,
-                    "to": to,
-                    "from": sender,
-                    "body": text,
-                    "patient_ref": patient_ref,
-                    "journey_ref": journey_ref,
-                    "idempotency_key": request.headers.get(IDEMPOTENCY_HEADER),
-                    "at": iso(now),
-                }
-            )
+            state.twilio[sid] = resource
+            entry: dict[str, Any] = {
+                "channel": "sms",
+                "id": sid,
+                "direction": "outbound-api",
+                "to": to,
+                "from": sender,
+                "body": text,
+                "status": statuses[0],
+                "patient_ref": patient_ref,
+                "journey_ref": journey_ref,
+                "idempotency_key": request.headers.get(IDEMPOTENCY_HEADER),
+                "at": iso(now),
+            }
+            state.messages.append(entry)
+            _set_sms_status(resource, entry, statuses[0], sc)
+            body = _public(resource)
             summary = {"sid": sid, "to": to, "body": text, "status": statuses[0]}
 
             def after() -> None:
-                if not callback_url:
-                    return
-                callbacks = []
-                for status in statuses[1:]:
-                    form_out = {
-                        "AccountSid": account_sid,
-                        "ApiVersion": "2010-04-01",
-                        "From": sender,
-                        "MessageSid": sid,
-                        "MessageStatus": status,
-                        "SmsSid": sid,
-                        "SmsStatus": status,
-                        "To": to,
-                    }
-                    if status in ("undelivered", "failed"):
-                        form_out["ErrorCode"] = "30003" if status == "undelivered" else "30008"
-                    callbacks.append(
-                        Callback(
-                            service="sms",
-                            type="sms.status",
-                            event_id=f"{sid}:{status}",
-                            url=callback_url,
-                            patient_ref=patient_ref,
-                            journey_ref=journey_ref,
-                            content_type="application/x-www-form-urlencoded",
-                            form=form_out,
-                        )
-                    )
-                if sc.out_of_order:
-                    callbacks.reverse()
+                steps: list[tuple[float, Callable[[], None], Callback | None]] = []
                 interval = sc.sms_status_interval_seconds
-                steps = [(interval * (i + 1), cb) for i, cb in enumerate(callbacks)]
-                state.schedule(steps, duplicate=sc.duplicate_callbacks)
+                for i, status in enumerate(statuses[1:]):
+                    cb = None
+                    if callback_url:
+                        form_out = {
+                            "AccountSid": account_sid,
+                            "ApiVersion": "2010-04-01",
+                            "From": sender,
+                            "MessageSid": sid,
+                            "MessageStatus": status,
+                            "SmsSid": sid,
+                            "SmsStatus": status,
+                            "To": to,
+                        }
+                        if status in SMS_FAILURES:
+                            form_out["ErrorCode"] = str(_sms_error_code(status, sc))
+                        cb = _twilio_callback(
+                            "sms.status", f"{sid}:{status}", callback_url, form_out, refs
+                        )
+
+                    def update(s: str = status) -> None:
+                        _set_sms_status(resource, entry, s, sc)
+
+                    steps.append((interval * (i + 1), update, cb))
+                _progress(steps, sc)
 
             return _json(201, body), summary, after
 
@@ -675,7 +893,251 @@ def create_app(
             patient_ref=patient_ref,
             journey_ref=journey_ref,
             process=process,
+            idempotent=lambda sc: sc.sms_idempotency,
+            hold=lambda sc: sc.sms_response_delay_seconds,
         )
+
+    @app.get("/2010-04-01/Accounts/{account_sid}/Messages.json")
+    async def twilio_messages_list(account_sid: str, request: Request) -> Response:
+        """Read: To, From, DateSent / DateSent> / DateSent< (the wire names of
+        `DateSent>=` / `DateSent<=`), PageSize, Page; newest first."""
+        if (denied := _twilio_denied(account_sid, request)) is not None:
+            return denied
+        return _to_response(
+            _twilio_page(request, account_sid, "SM", "messages", "DateSent", "_sent")
+        )
+
+    @app.get("/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json")
+    async def twilio_message(account_sid: str, sid: str, request: Request) -> Response:
+        if (denied := _twilio_denied(account_sid, request)) is not None:
+            return denied
+        return _to_response(_twilio_fetch(account_sid, sid, "SM", "Message"))
+
+    @app.post("/2010-04-01/Accounts/{account_sid}/Calls.json")
+    async def twilio_calls(account_sid: str, request: Request) -> Response:
+        if (denied := _twilio_denied(account_sid, request)) is not None:
+            return denied
+        pairs = await _form_pairs(request)
+        form = dict(pairs)
+        callback_url = form.get("StatusCallback") or ""
+        refs = _refs(form, callback_url)
+        patient_ref, journey_ref = refs
+        # Repeated (as the helper libraries send it) or space-separated; default: completed.
+        events = {e.lower() for k, v in pairs if k == "StatusCallbackEvent" for e in v.split()} or {
+            "completed"
+        }
+        detection = form.get("MachineDetection", "")
+
+        async def process(
+            sc: Scenario,
+        ) -> tuple[StoredResponse, dict[str, Any], Callable[[], None] | None]:
+            to, sender = form.get("To", ""), form.get("From", "")
+            twiml = form.get("Twiml", "")
+            error: StoredResponse | None = None
+            spoken: list[tuple[str, str | None]] = []
+            if not to:
+                error = _twilio_error(400, 21201, "No 'To' number is specified")
+            elif not E164.match(to):
+                error = _twilio_error(
+                    400, 21211, f"The 'To' number {to} is not a valid phone number."
+                )
+            elif not sender:
+                error = _twilio_error(400, 21213, "No 'From' number is specified")
+            elif not twiml and not form.get("Url"):
+                error = _twilio_error(400, 21205, "Url or Twiml parameter is required.")
+            elif callback_url and urlsplit(callback_url).scheme not in ("http", "https"):
+                error = _twilio_error(400, 21205, "Invalid StatusCallback url")
+            elif twiml:
+                parsed = _twiml_says(twiml)
+                if parsed is None:
+                    error = _twilio_error(400, 12100, "Document parse failure")
+                else:
+                    spoken = parsed
+            if error is not None:
+                return (
+                    error,
+                    {"rejected": error.status, "twilio_code": json.loads(error.body)["code"]},
+                    None,
+                )
+            sid = "CA" + uuid.uuid4().hex
+            now = utcnow()
+            text = " ".join(t for t, _ in spoken)
+            language = next((lang for _, lang in spoken if lang), None)
+            resource: dict[str, Any] = {
+                "sid": sid,
+                "account_sid": account_sid,
+                "to": to,
+                "from": sender,
+                "status": "queued",
+                "direction": "outbound-api",
+                "api_version": "2010-04-01",
+                "answered_by": None,
+                "caller_name": None,
+                "parent_call_sid": None,
+                "date_created": format_datetime(now),
+                "date_updated": format_datetime(now),
+                "start_time": None,
+                "end_time": None,
+                "duration": None,
+                "price": None,
+                "price_unit": "USD",
+                "uri": f"/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json",
+                "_created": now,
+                "_started": None,
+            }
+            state.twilio[sid] = resource
+            entry: dict[str, Any] = {
+                "channel": "voice",
+                "id": sid,
+                "direction": "outbound-api",
+                "to": to,
+                "from": sender,
+                "body": text,
+                "language": language,
+                "status": "queued",
+                "answered_by": None,
+                "patient_ref": patient_ref,
+                "journey_ref": journey_ref,
+                "idempotency_key": request.headers.get(IDEMPOTENCY_HEADER),
+                "at": iso(now),
+            }
+            state.messages.append(entry)
+            summary = {"sid": sid, "to": to, "status": "queued", "will": sc.voice}
+
+            def after() -> None:
+                answered_by = _answered_by(sc.voice, detection)
+                seconds = max(1, round(len(text.split()) / 2.5)) + 2
+                steps: list[tuple[float, Callable[[], None], Callback | None]] = []
+                sequence = 0
+                interval = sc.voice_status_interval_seconds
+                for i, status in enumerate(VOICE_SEQUENCES[sc.voice]):
+                    # StatusCallbackEvent names: the answer is `answered`, every end `completed`.
+                    event = {"in-progress": "answered"}.get(status, status)
+                    if status in CALL_TERMINAL:
+                        event = "completed"
+                    cb = None
+                    if callback_url and event in events:
+                        form_out = {
+                            "AccountSid": account_sid,
+                            "ApiVersion": "2010-04-01",
+                            "CallSid": sid,
+                            "CallStatus": status,
+                            "Called": to,
+                            "Caller": sender,
+                            "CallbackSource": "call-progress-events",
+                            "Direction": "outbound-api",
+                            "From": sender,
+                            "SequenceNumber": str(sequence),
+                            "Timestamp": format_datetime(
+                                utcnow() + timedelta(seconds=interval * (i + 1))
+                            ),
+                            "To": to,
+                        }
+                        sequence += 1
+                        if answered_by and status in ("in-progress", "completed"):
+                            form_out["AnsweredBy"] = answered_by
+                        if status in CALL_TERMINAL:
+                            form_out["CallDuration"] = str(seconds if status == "completed" else 0)
+                        cb = _twilio_callback(
+                            "voice.status", f"{sid}:{status}", callback_url, form_out, refs
+                        )
+
+                    def update(s: str = status) -> None:
+                        _set_call_status(resource, entry, s, answered_by, seconds)
+
+                    steps.append((interval * (i + 1), update, cb))
+                _progress(steps, sc)
+
+            return _json(201, _public(resource)), summary, after
+
+        return await handle(
+            request,
+            service="voice",
+            operation="call",
+            patient_ref=patient_ref,
+            journey_ref=journey_ref,
+            process=process,
+            idempotent=lambda sc: False,  # Twilio Calls never deduplicate
+        )
+
+    @app.get("/2010-04-01/Accounts/{account_sid}/Calls.json")
+    async def twilio_calls_list(account_sid: str, request: Request) -> Response:
+        """Read: To, From, Status, StartTime / StartTime> / StartTime< (`StartTime>=` …),
+        PageSize, Page; newest first."""
+        if (denied := _twilio_denied(account_sid, request)) is not None:
+            return denied
+        return _to_response(
+            _twilio_page(request, account_sid, "CA", "calls", "StartTime", "_started")
+        )
+
+    @app.get("/2010-04-01/Accounts/{account_sid}/Calls/{sid}.json")
+    async def twilio_call(account_sid: str, sid: str, request: Request) -> Response:
+        if (denied := _twilio_denied(account_sid, request)) is not None:
+            return denied
+        return _to_response(_twilio_fetch(account_sid, sid, "CA", "Call"))
+
+    def _twilio_fetch(account_sid: str, sid: str, prefix: str, what: str) -> StoredResponse:
+        resource = state.twilio.get(sid)
+        if resource is None or not sid.startswith(prefix) or resource["account_sid"] != account_sid:
+            return _twilio_error(
+                404, 20404, f"The requested resource /2010-04-01/Accounts/{account_sid}/"
+                f"{what}s/{sid}.json was not found",
+            )  # fmt: skip
+        return _json(200, _public(resource))
+
+    def _twilio_page(
+        request: Request, account_sid: str, prefix: str, key: str, date_param: str, field: str
+    ) -> StoredResponse:
+        params = dict(parse_qsl(request.url.query, keep_blank_values=True))
+        # `DateSent>=2024-01-31` in a URL is the parameter `DateSent>`; accept both spellings.
+        params = {k[:-1] if k.endswith((">=", "<=")) else k: v for k, v in params.items()}
+        try:
+            size = int(params.get("PageSize", "50"))
+            page = int(params.get("Page", "0"))
+        except ValueError:
+            return _twilio_error(400, 20001, "Invalid value for PageSize or Page")
+        if not 1 <= size <= 1000 or page < 0:
+            return _twilio_error(400, 20001, "Invalid value for PageSize or Page")
+        checks: list[Callable[[dict[str, Any]], bool]] = []
+        equal = {
+            name.lower(): params[name] for name in ("To", "From", "Status") if params.get(name)
+        }
+        checks.append(lambda r: all(r.get(k) == v for k, v in equal.items()))
+        for suffix in ("", ">", "<"):
+            raw = params.get(date_param + suffix)
+            if not raw:
+                continue
+            check = _date_check(raw, suffix, field)
+            if check is None:
+                return _twilio_error(400, 20001, f"Invalid value for {date_param}{suffix}")
+            checks.append(check)
+        rows = [
+            r
+            for r in reversed(list(state.twilio.values()))
+            if r["sid"].startswith(prefix)
+            and r["account_sid"] == account_sid
+            and all(check(r) for check in checks)
+        ]
+        rows.sort(key=lambda r: r["_created"], reverse=True)
+        chunk = rows[page * size : (page + 1) * size]
+        filters = {k: v for k, v in params.items() if k not in ("PageSize", "Page", "PageToken")}
+        base = f"/2010-04-01/Accounts/{account_sid}/{key.capitalize()}.json"
+
+        def uri(n: int) -> str:
+            return base + "?" + urlencode({**filters, "PageSize": size, "Page": n})
+
+        body = {
+            key: [_public(r) for r in chunk],
+            "page": page,
+            "page_size": size,
+            "start": page * size,
+            "end": page * size + max(len(chunk) - 1, 0),
+            "uri": uri(page),
+            "first_page_uri": uri(0),
+            "next_page_uri": uri(page + 1) if len(rows) > (page + 1) * size else None,
+            "previous_page_uri": uri(page - 1) if page > 0 else None,
+        }
+        return _json(200, body)
 
     # ------------------------------------------------------------------ email (SendGrid)
 
@@ -751,25 +1213,50 @@ def create_app(
             assert isinstance(data, dict) and isinstance(first, dict)
             message_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             to = first["to"][0]["email"]
+            subject = data.get("subject") or first.get("subject")
             stored = StoredResponse(202, b"", "text/plain", {"X-Message-Id": message_id})
             state.messages.append(
                 {
                     "channel": "email",
                     "id": message_id,
                     "to": to,
-                    "subject": data.get("subject") or first.get("subject"),
+                    "subject": subject,
                     "body": data["content"][0]["value"],
+                    "custom_args": {k: str(v) for k, v in custom_args.items()},
+                    "status": "processed",
                     "patient_ref": patient_ref,
                     "journey_ref": journey_ref,
                     "idempotency_key": request.headers.get(IDEMPOTENCY_HEADER),
                     "at": iso(),
                 }
             )
+            entry = state.messages[-1]
+            # The Email Activity row (msg_id is the sg_message_id form: X-Message-Id.filter…).
+            activity: dict[str, Any] = {
+                "from_email": data["from"]["email"],
+                "msg_id": f"{message_id}.filter0001.16648.{uuid.uuid4().hex[:8].upper()}.0",
+                "subject": subject,
+                "to_email": to,
+                "status": "processed",
+                "opens_count": 0,
+                "clicks_count": 0,
+                "last_event_time": iso(utcnow().replace(microsecond=0)),
+                "_unique_args": dict(entry["custom_args"]),
+            }
+            state.email_activity[message_id] = activity
             summary = {"message_id": message_id, "to": to, "subject": data.get("subject")}
 
             def after() -> None:
                 if not sc.email_events:
                     return
+
+                def settle() -> None:
+                    status = _activity_status(sc.email_events)
+                    activity["status"] = entry["status"] = status
+                    activity["last_event_time"] = iso(utcnow().replace(microsecond=0))
+                    activity["opens_count"] = sc.email_events.count("open")
+                    activity["clicks_count"] = sc.email_events.count("click")
+
                 ts = int(time.time() + sc.email_events_after_seconds)
                 batch = []
                 for n, kind in enumerate(sc.email_events):
@@ -805,9 +1292,8 @@ def create_app(
                     journey_ref=journey_ref if isinstance(journey_ref, str) else None,
                     body=json.dumps(batch).encode(),
                 )
-                state.schedule(
-                    [(sc.email_events_after_seconds, cb)], duplicate=sc.duplicate_callbacks
-                )
+                at = sc.email_events_after_seconds
+                state.schedule([(at, settle), (at, cb)], duplicate=sc.duplicate_callbacks)
 
             return stored, summary, after
 
@@ -818,7 +1304,42 @@ def create_app(
             patient_ref=patient_ref if isinstance(patient_ref, str) else None,
             journey_ref=journey_ref if isinstance(journey_ref, str) else None,
             process=process,
+            idempotent=lambda sc: sc.email_idempotency,
+            hold=lambda sc: sc.email_response_delay_seconds,
         )
+
+    @app.get("/v3/messages")
+    async def sendgrid_activity(request: Request) -> Response:
+        """Email Activity: `query` a conjunction (AND) of `field="value"` clauses, optionally
+        parenthesised — msg_id, from_email, to_email, subject, status, and
+        `unique_args['name']="value"` (our custom_args) — and `limit` (1..1000, default 10).
+        Newest first."""
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return _to_response(
+                _sendgrid_error(
+                    401, "The provided authorization grant is invalid, expired, or revoked"
+                )
+            )
+        try:
+            limit = int(request.query_params.get("limit", "10"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            return _to_response(_sendgrid_error(400, "limit must be between 1 and 1000", "limit"))
+        clauses = _activity_query(request.query_params.get("query", ""))
+        if clauses is None:
+            return _to_response(_sendgrid_error(400, "invalid query", "query"))
+        rows = [
+            row
+            for row in reversed(list(state.email_activity.values()))
+            if all(
+                (row["_unique_args"].get(name[1]) if isinstance(name, tuple) else row.get(name))
+                == value
+                for name, value in clauses
+            )
+        ][:limit]
+        return _to_response(_json(200, {"messages": [_public(r) for r in rows]}))
 
     # ------------------------------------------------------------------ control & inspection
 
@@ -854,13 +1375,16 @@ def create_app(
 
     @app.get("/_sandbox/messages")
     async def messages(
-        patient_ref: str | None = None, channel: str | None = None
+        patient_ref: str | None = None,
+        channel: str | None = None,
+        in_reply_to: str | None = None,
     ) -> list[dict[str, Any]]:
         return [
             m
             for m in state.messages
             if (patient_ref is None or m["patient_ref"] == patient_ref)
             and (channel is None or m["channel"] == channel)
+            and (in_reply_to is None or m.get("in_reply_to") == in_reply_to)
         ]
 
     @app.get("/_sandbox/callbacks")
@@ -907,6 +1431,7 @@ def create_app(
             journey_ref=message.journey_ref,
             content_type="application/x-www-form-urlencoded",
             form=form,
+            twiml_replies=True,
         )
         state.schedule([(0.0, cb)])
         return {"message_sid": sid, "url": without_password(url)}

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Service = Literal["payer", "pharmacy", "consent", "copay", "sms", "email"]
+Service = Literal["payer", "pharmacy", "consent", "copay", "sms", "email", "voice"]
 # Every partner service the sandbox serves, in this order (`/_sandbox/health` lists them).
-SERVICES: tuple[str, ...] = ("payer", "pharmacy", "consent", "copay", "sms", "email")
+SERVICES: tuple[str, ...] = ("payer", "pharmacy", "consent", "copay", "sms", "email", "voice")
 
 PaScenario = Literal[
     "approve", "deny", "pend_approve", "pend_deny", "deny_appeal_approve", "deny_appeal_deny"
@@ -16,6 +16,7 @@ PaScenario = Literal[
 SmsStatus = Literal[
     "accepted", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read"
 ]
+VoiceOutcome = Literal["answered", "voicemail", "no_answer", "busy", "failed"]
 EmailEvent = Literal[
     "processed",
     "deferred",
@@ -71,11 +72,26 @@ class Scenario(BaseModel):
     days_supply: int = Field(
         28, ge=1, le=365, description="Days supply dispensed when set; else the referral's."
     )
-    # messaging
+    # messaging. Like the real gateways, SMS and email do not deduplicate on
+    # Idempotency-Key unless the switch is on (then: today's stored-response replay).
+    sms_idempotency: bool = False
+    email_idempotency: bool = False
     sms_statuses: list[SmsStatus] = Field(default_factory=lambda: _sms_default())
     sms_status_interval_seconds: float = Field(0.1, ge=0)
+    sms_error_code: int | None = Field(
+        None,
+        ge=1,
+        description="ErrorCode of an undelivered / failed status; default 30003 / 30008.",
+    )
+    # Accept and record at once, answer only after this hold (a client killed in the
+    # window sent a message it never heard about).
+    sms_response_delay_seconds: float = Field(0.0, ge=0)
     email_events: list[EmailEvent] = Field(default_factory=lambda: _email_default())
     email_events_after_seconds: float = Field(0.1, ge=0)
+    email_response_delay_seconds: float = Field(0.0, ge=0)
+    # voice calls (Twilio Calls)
+    voice: VoiceOutcome = "answered"
+    voice_status_interval_seconds: float = Field(0.1, ge=0)
     # failure modes
     outage: Outage | None = None
     slow_ms: int = Field(0, ge=0)

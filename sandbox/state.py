@@ -10,13 +10,16 @@ import hmac
 import itertools
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
+from twilio.request_validator import RequestValidator
 
 from sandbox.scenario import Scenario
 
@@ -41,10 +44,37 @@ def pitwall_signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def twilio_signature(token: str, url: str, params: Mapping[str, str]) -> str:
-    payload = url + "".join(f"{k}{params[k]}" for k in sorted(params))
-    return base64.b64encode(
-        hmac.new(token.encode(), payload.encode(), hashlib.sha1).digest()
-    ).decode()
+    """X-Twilio-Signature, by Twilio's own reference implementation. `url` is the exact
+    URL requested, without embedded credentials (callers strip them first)."""
+    return str(RequestValidator(token).compute_signature(url, dict(params)))
+
+
+TWIML_TYPES = ("text/xml", "application/xml")
+
+
+def twiml_messages(response: httpx.Response) -> list[tuple[str, dict[str, str]]]:
+    """The <Message> verbs of a TwiML answer to an inbound text: (body, attributes) each.
+
+    Like Twilio: only an XML answer (text/xml, application/xml) whose root is <Response>
+    is TwiML; anything else (JSON, empty, malformed XML) sends nothing.
+    """
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in TWIML_TYPES or not response.content.strip():
+        return []
+    try:
+        root = ET.fromstring(response.content)
+    except ET.ParseError:
+        return []
+    if root.tag != "Response":
+        return []
+    found = []
+    for verb in root.findall("Message"):
+        parts = [verb.text or ""]
+        parts += [body.text or "" for body in verb.findall("Body")]
+        text = "".join(parts).strip()
+        if text:
+            found.append((text, dict(verb.attrib)))
+    return found
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -116,6 +146,8 @@ class Callback:
     body: bytes = b""
     content_type: str = "application/json"
     form: dict[str, str] | None = None  # Twilio callbacks: form-encoded, Twilio-signed
+    # An inbound text: a TwiML <Message> in the receiver's answer is sent as a reply SMS.
+    twiml_replies: bool = False
 
 
 @dataclass
@@ -176,6 +208,10 @@ class SandboxState:
         self.received: dict[tuple[str, str], Received] = {}
         self.locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.messages: list[dict[str, Any]] = []
+        # Twilio resources (Messages and Calls, by sid) as the REST API shows them now.
+        self.twilio: dict[str, dict[str, Any]] = {}
+        # SendGrid Email Activity rows, by X-Message-Id.
+        self.email_activity: dict[str, dict[str, Any]] = {}
         self.callbacks: list[CallbackRecord] = []
         self.pas: dict[str, dict[str, Any]] = {}  # PA number -> record
         self._seq = itertools.count(1)
@@ -232,12 +268,66 @@ class SandboxState:
     def new_id(self, prefix: str, nbytes: int = 16) -> str:
         return prefix + uuid.uuid4().hex[: nbytes * 2]
 
+    # ------------------------------------------------------------------ TwiML replies
+    def record_replies(self, cb: Callback, response: httpx.Response) -> None:
+        """Twilio sends each <Message> of the webhook's TwiML answer back to the sender:
+        from the number texted (the inbound To) to the texter (the inbound From)."""
+        form = cb.form or {}
+        for text, attrs in twiml_messages(response):
+            sid = "SM" + uuid.uuid4().hex
+            now = utcnow()
+            account_sid = form.get("AccountSid", "")
+            to = attrs.get("to") or form.get("From", "")
+            sender = attrs.get("from") or form.get("To", "")
+            self.twilio[sid] = {
+                "sid": sid,
+                "account_sid": account_sid,
+                "to": to,
+                "from": sender,
+                "body": text,
+                "status": "sent",
+                "num_segments": str(max(1, -(-len(text) // 153))),
+                "direction": "outbound-reply",
+                "api_version": "2010-04-01",
+                "date_created": format_datetime(now),
+                "date_updated": format_datetime(now),
+                "date_sent": format_datetime(now),
+                "error_code": None,
+                "error_message": None,
+                "price": None,
+                "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
+                "_created": now,
+                "_sent": now,
+            }
+            self.messages.append(
+                {
+                    "channel": "sms",
+                    "id": sid,
+                    "direction": "outbound-reply",
+                    "to": to,
+                    "from": sender,
+                    "body": text,
+                    "status": "sent",
+                    "in_reply_to": form.get("MessageSid"),
+                    "patient_ref": cb.patient_ref,
+                    "journey_ref": cb.journey_ref,
+                    "idempotency_key": None,
+                    "at": iso(now),
+                }
+            )
+
     # ------------------------------------------------------------------ callbacks
-    def schedule(self, steps: list[tuple[float, Callback]], *, duplicate: bool = False) -> None:
+    def schedule(
+        self,
+        steps: Sequence[tuple[float, Callback | Callable[[], None]]],
+        *,
+        duplicate: bool = False,
+    ) -> None:
         """Deliver callbacks in list order, each no earlier than its offset (seconds).
 
         Each callback's first attempt completes before the next one starts, so the order
         the receiver sees is the list order; failed deliveries retry in the background.
+        A step may also be a plain function (a resource's status change), run in its turn.
         """
 
         async def chain() -> None:
@@ -247,6 +337,9 @@ class SandboxState:
                 delay = start + offset - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                if not isinstance(callback, Callback):
+                    callback()
+                    continue
                 for copy in range(1, 3 if duplicate else 2):
                     record = CallbackRecord(seq=next(self._seq), callback=callback, copy=copy)
                     self.callbacks.append(record)
@@ -298,6 +391,8 @@ class SandboxState:
         record.last_status = response.status_code
         record.last_error = None
         record.delivered = 200 <= response.status_code < 300
+        if record.delivered and cb.twiml_replies:
+            self.record_replies(cb, response)
         return record.delivered
 
 

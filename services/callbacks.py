@@ -15,34 +15,64 @@ journey (by event id) and the store (by key) both drop the repeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 import structlog
 from temporalio.service import RPCError
 
+from domain.content import ContentCatalog, ContentRef, default_catalog
+from domain.events import CONTACT_CHANGED, MESSAGE_RECEIPT
 from domain.inbound import Intent, classify
 from domain.journey import patient_of
 from domain.partners import PartnerEvent
 from gateway.journeys import JourneyClosed, JourneyGateway, JourneyNotFound
+from gateway.visibility import JourneyFilter
 from store import Store
-from store.ledger import ContactStatus
+from store.ledger import ContactPlan, ContactStatus
 from store.timeline import TimelineEvent
 
 log = structlog.get_logger("callbacks")
 
-Outcome = Literal["delivered", "recorded", "kept_for_review", "opted_out", "opted_in"]
+Outcome = Literal["delivered", "recorded", "kept_for_review", "opted_out", "opted_in", "answered"]
 
 REPLY = "sms.reply"
+DEFAULT_PROGRAM = {"program_name": "Pitwall Patient Support", "help_contact": "1-800-555-0100"}
 # Twilio ErrorCode 21610: the recipient has opted out at the carrier (replied STOP).
 CARRIER_STOP = "21610"
-# Receipts: facts about a message we sent, for the ledger, not for the journey.
-RECEIPTS = frozenset({"sms.status", "email.event"})
+# Twilio ErrorCode 30006: a landline or unreachable carrier; texts cannot reach it.
+LANDLINE = "30006"
+# Receipts: facts about a message we sent, for the ledger (and a journey falling back).
+RECEIPTS = frozenset({"sms.status", "email.event", "voice.status"})
 # Gateway delivery statuses that settle a contact-ledger row (others are in-flight).
 RECEIPT_STATUS: dict[str, ContactStatus] = {
     "delivered": "delivered",
     "undelivered": "failed",
     "failed": "failed",
 }
+# A call: answered or left as voicemail reached the patient; the rest did not.
+CALL_OUTCOME: dict[str, ContactStatus] = {
+    "answered": "delivered",
+    "voicemail": "delivered",
+    "no_answer": "failed",
+    "failed": "failed",
+}
+
+
+def settled_status(event: PartnerEvent) -> ContactStatus | None:
+    if event.type == "voice.status":
+        return CALL_OUTCOME.get(str(event.data.get("outcome") or ""))
+    # SMS: Twilio's MessageStatus; email: the parser's terminal delivered / failed.
+    return RECEIPT_STATUS.get(str(event.data.get("status") or event.data.get("terminal") or ""))
+
+
+@dataclass(frozen=True)
+class Reply:
+    outcome: Outcome
+    patients: list[str]
+    answer: str | None  # the text to answer the sender with (TwiML), if any
 
 
 class JourneysUnavailable(Exception):
@@ -50,9 +80,19 @@ class JourneysUnavailable(Exception):
 
 
 class CallbackService:
-    def __init__(self, store: Store, journeys: JourneyGateway | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        journeys: JourneyGateway | None = None,
+        *,
+        program_values: Mapping[str, str] | None = None,
+        catalog: ContentCatalog | None = None,
+    ) -> None:
         self.store = store
         self.journeys = journeys  # set when the app connects to Temporal
+        # program_name / help_contact for keyword answers (HELP, STOP, START).
+        self.program_values = dict(program_values or DEFAULT_PROGRAM)
+        self.catalog = catalog or default_catalog()
 
     async def deliver(self, partner: str, events: list[PartnerEvent]) -> list[Outcome]:
         outcomes = []
@@ -71,9 +111,13 @@ class CallbackService:
 
     async def _deliver_one(self, partner: str, event: PartnerEvent) -> Outcome:
         if event.type == REPLY:
-            return await asyncio.to_thread(self._reply, partner, event)
+            return (await self.reply(partner, event)).outcome
         if event.type in RECEIPTS:
-            await asyncio.to_thread(self._settle, partner, event)
+            receipt = await asyncio.to_thread(self._settle, partner, event)
+            if receipt is not None and receipt.journey_ref and self.journeys is not None:
+                # A journey waits on this one to fall back to its next channel.
+                with contextlib.suppress(JourneyNotFound, JourneyClosed):
+                    await self.journeys.signal_event(receipt.journey_ref, receipt)
             return "recorded"
         if not event.journey_ref:
             journey = await asyncio.to_thread(self._journey_by_reference, event)
@@ -93,18 +137,23 @@ class CallbackService:
         await asyncio.to_thread(self._note, partner, event)
         return outcome
 
-    def _reply(self, partner: str, event: PartnerEvent) -> Outcome:
-        """An inbound text, found by the sender's number. STOP and plain-language
-        opt-outs opt out every patient of that number at once (send time checks the
-        opt-out, so no later message of any journey goes); START opts back in. Help,
-        possible side effects and free text are kept for a person to read, and so is a
-        number that several patients share. The text itself never reaches the timeline."""
-        intent = classify(str(event.data.get("body", "")))
+    async def reply(self, partner: str, event: PartnerEvent) -> Reply:
+        """An inbound text: act on it, and say what to answer the sender (TwiML)."""
+        reply = await asyncio.to_thread(self._reply, partner, event)
+        if reply.outcome in ("opted_out", "opted_in"):
+            await self._tell_journeys(reply.patients, event, reply.outcome)
+        return reply
+
+    def _reply(self, partner: str, event: PartnerEvent) -> Reply:
+        """Found by the sender's number (patient or caregiver). STOP and plain-language
+        opt-outs opt out every patient of that number at once, START opts back in: one
+        confirmation each, when something changed. HELP is always answered. A possible
+        side effect opens a pharmacovigilance task; an ambiguous reply, or a number that
+        several patients share, a task for a navigator. The text itself reaches only the
+        task (PHI), never the timeline or a log."""
+        body = str(event.data.get("body", ""))
+        intent = classify(body)
         patients = self.store.patients.by_phone(str(event.data.get("from", "")))
-        if not patients:
-            self.store.callbacks.keep(partner, event, "unknown_sender")
-            return "kept_for_review"
-        outcome: Outcome = "kept_for_review"
         for patient_ref in patients:
             self.store.timeline.record(
                 TimelineEvent(
@@ -115,17 +164,111 @@ class CallbackService:
                     correlation={"message_id": event.event_id},
                 )
             )
-            if intent is Intent.OPT_OUT:
-                self.store.changes.opt_out(patient_ref, "sms_reply", event.event_id)
-                outcome = "opted_out"
-            elif intent is Intent.OPT_IN:
-                self.store.changes.opt_in(patient_ref, "sms_reply", event.event_id)
-                outcome = "opted_in"
-        if outcome == "kept_for_review":
+        first = patients[0] if patients else None
+        if intent is Intent.HELP:
+            return Reply("answered", patients, self._answer(event, first, "help_reply"))
+        if not patients:
+            self.store.callbacks.keep(partner, event, "unknown_sender")
+            self._task(
+                event, "unknown_sender", None, body if intent is Intent.SIDE_EFFECT else None
+            )
+            return Reply("kept_for_review", patients, None)
+        if intent in (Intent.SIDE_EFFECT, Intent.AMBIGUOUS):
+            kind = "pharmacovigilance" if intent is Intent.SIDE_EFFECT else "ambiguous_reply"
+            for patient_ref in patients:
+                self._task(event, kind, patient_ref, body)
             self.store.callbacks.keep(partner, event, f"reply_{intent.value}")
-        elif len(patients) > 1:
+            return Reply("kept_for_review", patients, None)
+        changed = [
+            patient_ref
+            for patient_ref in patients
+            if (
+                self.store.changes.opt_out
+                if intent is Intent.OPT_OUT
+                else self.store.changes.opt_in
+            )(patient_ref, "sms_reply", event.event_id)
+        ]
+        if len(patients) > 1:  # a caregiver's number: both are opted out; a person checks
             self.store.callbacks.keep(partner, event, "shared_number")
-        return outcome
+            for patient_ref in patients:
+                self._task(event, "shared_number", patient_ref, None)
+        outcome: Outcome = "opted_out" if intent is Intent.OPT_OUT else "opted_in"
+        content = "opt_out_confirmation" if intent is Intent.OPT_OUT else "opt_in_confirmation"
+        # One confirmation, for the message that changed something (a repeat changes nothing).
+        answer = self._answer(event, first, content) if changed else None
+        return Reply(outcome, patients, answer)
+
+    def _answer(self, event: PartnerEvent, patient_ref: str | None, content: str) -> str:
+        """The reply text, in the patient's language, on the ledger as a keyword answer
+        (purpose `reply`: it counts against no cap, and it is sent even after a STOP)."""
+        language = "en"
+        if patient_ref is not None:
+            patient = self.store.patients.get(patient_ref)
+            language = patient.language if patient is not None else "en"
+        ref = ContentRef(id=content, version=1)
+        text = self.catalog.render(
+            ref, "sms", language, self.program_values, detail_allowed=False
+        ).text
+        if patient_ref is not None:
+            self.store.ledger.record(
+                ContactPlan(
+                    idempotency_key=f"reply/{event.event_id}",
+                    patient_ref=patient_ref,
+                    program=self.program_values.get("program", "program"),
+                    channel="sms",
+                    purpose="reply",
+                    message_class="operational",
+                    status="sent",
+                    content_ref=str(ref),
+                    reason=content,
+                )
+            )
+        return text
+
+    def _task(
+        self, event: PartnerEvent, kind: str, patient_ref: str | None, note: str | None
+    ) -> None:
+        self.store.tasks.open(
+            f"reply/{event.event_id}/{kind}/{patient_ref or '-'}", kind, f"sms_reply_{kind}",
+            patient_ref=patient_ref, note=note, at=event.occurred_at,
+        )  # fmt: skip
+
+    async def _tell_journeys(
+        self, patients: list[str], event: PartnerEvent, outcome: Outcome
+    ) -> None:
+        """Every running journey of these patients learns it now: a message waiting for
+        quiet hours or a cap to pass is decided again (and suppressed after a STOP)."""
+        if self.journeys is None:
+            return
+        for patient_ref in patients:
+            for journey_ref in await self._running_journeys(patient_ref):
+                change = PartnerEvent(
+                    event_id=f"contact:{event.event_id}:{patient_ref}",
+                    type=CONTACT_CHANGED,
+                    correlation_key=patient_ref,
+                    journey_ref=journey_ref,
+                    occurred_at=event.occurred_at,
+                    data={"change": outcome},
+                )
+                with contextlib.suppress(JourneyNotFound, JourneyClosed):
+                    await self.journeys.signal_event(journey_ref, change)
+
+    async def _running_journeys(self, patient_ref: str) -> list[str]:
+        """Running journeys by visibility (eventually consistent), plus any journey the
+        timeline knows of that visibility has not caught up with."""
+        assert self.journeys is not None
+        found: set[str] = set()
+        page_token: str | None = None
+        while True:
+            page = await self.journeys.find(
+                JourneyFilter(patient_ref=patient_ref, running=True), page_token=page_token
+            )
+            found.update(item.journey_id for item in page.items)
+            page_token = page.next_page_token
+            if not page_token:
+                break
+        known = await asyncio.to_thread(self.store.timeline.journeys_of, patient_ref)
+        return sorted(found | set(known))
 
     def _journey_by_reference(self, event: PartnerEvent) -> str | None:
         return self.store.correlations.journey_for(event.correlation_key)
@@ -134,28 +277,42 @@ class CallbackService:
         await asyncio.to_thread(self.store.callbacks.keep, partner, event, reason)
         return "kept_for_review"
 
-    def _settle(self, partner: str, event: PartnerEvent) -> None:
-        """A receipt that settles a message (delivered, failed) moves its ledger row, with
-        its timeline note in the same transaction; in-flight ones (queued, sent) change
-        nothing and read nothing. A settling receipt for a message we never sent is kept
-        for review."""
-        # SMS: Twilio's MessageStatus; email: the parser's terminal delivered / failed.
-        status = str(event.data.get("status") or event.data.get("terminal") or "")
-        if status not in RECEIPT_STATUS:
-            return
+    def _settle(self, partner: str, event: PartnerEvent) -> PartnerEvent | None:
+        """A receipt that settles a message (delivered, failed; a call answered, left as
+        voicemail, unanswered) moves its ledger row, with its timeline note in the same
+        transaction; in-flight ones change nothing and read nothing. A settling receipt
+        for a message we never sent is kept for review. Returns the `message.receipt` to
+        signal when a journey waits on it to fall back."""
+        settled = settled_status(event)
+        if settled is None:
+            return None
         entry = self.store.ledger.by_provider_message_id(event.correlation_key)
         if entry is None:
             self.store.callbacks.keep(partner, event, "unknown_message")
-            return
+            return None
         note = self._timeline_event(
             partner, event.model_copy(update={"journey_ref": entry.journey_ref})
         )
         error_code = event.data.get("error_code")
-        self.store.ledger.transition(
-            entry.idempotency_key, RECEIPT_STATUS[status], reason=error_code, note=note
+        moved = self.store.ledger.transition(
+            entry.idempotency_key, settled, reason=error_code, note=note
         )
         if error_code == CARRIER_STOP:  # the recipient replied STOP at the carrier
             self.store.changes.opt_out(entry.patient_ref, "carrier_stop", event.event_id)
+        if error_code == LANDLINE:  # texts cannot reach this number: stop texting it
+            patient = self.store.patients.get(entry.patient_ref)
+            if patient is not None and patient.phone:
+                self.store.reachability.mark(entry.patient_ref, "sms", patient.phone, "landline")
+        if not (moved and entry.awaits_receipt):
+            return None
+        return PartnerEvent(
+            event_id=f"receipt:{entry.idempotency_key}",
+            type=MESSAGE_RECEIPT,
+            correlation_key=event.correlation_key,
+            journey_ref=entry.journey_ref,
+            occurred_at=event.occurred_at,
+            data={"outcome": settled, "error_code": error_code},
+        )
 
     def _note(self, partner: str, event: PartnerEvent) -> None:
         note = self._timeline_event(partner, event)

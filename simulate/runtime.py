@@ -18,7 +18,13 @@ from datetime import datetime
 from random import Random
 from typing import Any
 
-from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
+from domain.actions import (
+    ContactOutcome,
+    ContactRequest,
+    MessageOutcome,
+    OutboundMessage,
+    PartnerCall,
+)
 from domain.journey import JourneyMemory, JourneyStart, JourneyState
 from domain.partner_actions import ACTIONS
 from domain.partners import PartnerEvent
@@ -72,6 +78,13 @@ class VirtualRuntime:
         self.message_outcome: Callable[[OutboundMessage], MessageOutcome] = lambda m: (
             MessageOutcome(status="sent", message_id=f"SM{len(self.messages)}")
         )
+        # Contacts through the policy; scripted like partners (default: sent, first channel).
+        self.contacts: list[ContactRequest] = []
+        self.contact_outcome: Callable[[ContactRequest], ContactOutcome] = lambda r: ContactOutcome(
+            status="sent",
+            channel=next(c for c in r.channels if c not in r.exclude),
+            message_id=f"SM{len(self.contacts)}",
+        )
         self._waiters: list[_Waiter] = []
         self._scheduled: list[tuple[datetime, int, PartnerEvent | Callable[[], None]]] = []
         self._order = itertools.count()
@@ -116,6 +129,12 @@ class VirtualRuntime:
         self.messages.append(message)
         await asyncio.sleep(0)
         return self.message_outcome(message)
+
+    async def contact(self, request: ContactRequest) -> ContactOutcome:
+        self._ticks += 1
+        self.contacts.append(request)
+        await asyncio.sleep(0)
+        return self.contact_outcome(request)
 
     async def sleep_until(self, when: datetime) -> None:
         await self._until(lambda: False, when)

@@ -24,6 +24,8 @@ from store.identities import DEVELOPMENT_KEY, PatientIdentities
 from store.ledger import ContactLedger
 from store.patient_changes import PatientChanges
 from store.patients import PatientDirectory, PatientRepository
+from store.reachability import ReachabilityRepository
+from store.tasks import TaskRepository
 from store.timeline import TimelineRepository
 
 
@@ -51,6 +53,8 @@ class Store:
         self.callbacks = CallbackRepository(engine)
         self.correlations = CorrelationRepository(engine)
         self.directory = PatientDirectory(engine)
+        self.tasks = TaskRepository(engine)
+        self.reachability = ReachabilityRepository(engine)
         # Consent, preference and registration changes with their timeline note, atomically.
         self.changes = PatientChanges(engine)
 

@@ -4,10 +4,16 @@ A row is created once per key (INSERT ... ON CONFLICT DO NOTHING on the unique k
 retries, replays and concurrent workers make one row) and then moves through guarded
 transitions; every transition appends a `contact_event`, so the history is kept:
 
-    planned ──> sent ──> delivered
-       │  │       └────> failed
-       │  └──> suppressed (reason)            deferred ──> planned | sent | suppressed | failed
+    planned ──> sending ──> sent ──> delivered
+       │  │        │  │        └────> failed
+       │  │        │  └──> unknown (the gateway may have it; reconcile could not tell)
+       │  │        └─────> failed (rejected)
+       │  └──> suppressed (reason)        deferred ──> deferred | sending | suppressed
        └─────> deferred (until, reason)
+
+`sending` is written, in the decision's transaction, before the gateway is called: a
+retry that finds a row `sending` with no provider id reconciles with the gateway instead
+of sending again (activities/messaging.py).
 
 `dedupe_key` (optional, unique per patient) enforces "the same content is never sent twice
 for the same reason" across journeys. The ledger holds no address or message text: only
@@ -28,17 +34,23 @@ from store.types import UtcDateTime, utcnow
 
 REF = 64
 
-ContactStatus = Literal["planned", "sent", "deferred", "suppressed", "delivered", "failed"]
+ContactStatus = Literal[
+    "planned", "sending", "sent", "deferred", "suppressed", "delivered", "failed", "unknown"
+]
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "planned": frozenset({"sent", "deferred", "suppressed", "failed"}),
-    "deferred": frozenset({"planned", "sent", "suppressed", "failed"}),
+    "planned": frozenset({"sending", "sent", "deferred", "suppressed", "failed"}),
+    "deferred": frozenset({"deferred", "sending", "sent", "suppressed", "failed"}),
+    "sending": frozenset({"sent", "delivered", "failed", "unknown"}),
     "sent": frozenset({"delivered", "failed"}),
+    # An operator (or a late receipt) can still settle what reconciliation could not.
+    "unknown": frozenset({"sent", "delivered", "failed"}),
     "suppressed": frozenset(),
     "delivered": frozenset(),
     "failed": frozenset(),
 }
-# What counts against frequency caps: contacts that went (or are going) out.
-CONTACTED = ("sent", "delivered")
+# What counts against frequency caps and dedupe: contacts that went, are going, or may
+# have gone out.
+CONTACTED = ("sending", "sent", "delivered", "unknown")
 
 
 class ContactPlan(SQLModel):
@@ -61,6 +73,13 @@ class ContactPlan(SQLModel):
         default=None, max_length=200, description="Content + reason; unique per patient when set."
     )
     provider_message_id: str | None = Field(default=None, max_length=100)
+    content_ref: str | None = Field(
+        default=None, max_length=100, description="Approved content, e.g. welcome@1."
+    )
+    attempt: int = Field(default=0, description="0 first channel; n the n-th fallback.")
+    awaits_receipt: bool = Field(
+        default=False, description="A journey waits for this receipt to fall back."
+    )
     decided_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
@@ -109,7 +128,7 @@ class ContactLedger:
         values = plan.model_dump()
         now = utcnow()
         with session(self.engine) as s:
-            sent_at = plan.decided_at if plan.status == "sent" else None
+            sent_at = plan.decided_at if plan.status in ("sending", "sent") else None
             row = {**values, "updated_at": now, "sent_at": sent_at}
             inserted = insert_ignore(s, ContactLedgerEntry.__table__, row)  # type: ignore[attr-defined]
             entry = self._by_key(s, plan.idempotency_key)
@@ -156,8 +175,8 @@ class ContactLedger:
             values["provider_message_id"] = provider_message_id
         if status == "deferred":
             values["defer_until"] = defer_until
-        if status == "sent":
-            values["sent_at"] = at
+        if status in ("sending", "sent"):  # caps count from the moment it goes
+            values["sent_at"] = func.coalesce(col(ContactLedgerEntry.sent_at), at)
         with session(self.engine) as s:
             result = s.execute(
                 update(ContactLedgerEntry)

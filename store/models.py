@@ -15,6 +15,8 @@ from store.correlations import Correlation
 from store.identities import PatientIdentity
 from store.ledger import ContactEvent, ContactLedgerEntry
 from store.patients import Coverage, Patient, Prescriber
+from store.reachability import UnreachableAddress
+from store.tasks import Task, TaskEvent
 from store.timeline import TimelineEntry
 
 metadata = SQLModel.metadata
@@ -31,7 +33,10 @@ __all__ = [
     "PatientIdentity",
     "Preference",
     "Prescriber",
+    "Task",
+    "TaskEvent",
     "TimelineEntry",
     "UnmatchedCallback",
+    "UnreachableAddress",
     "metadata",
 ]

@@ -154,6 +154,22 @@ class TimelineRepository:
         with open_session(self.engine) as s:
             return list(s.exec(query))
 
+    def journeys_of(self, patient_ref: str) -> list[str]:
+        """Journeys of the patient that started and have not ended, by the timeline."""
+        with open_session(self.engine) as s:
+            rows = s.exec(
+                select(TimelineEntry.journey_ref, TimelineEntry.type).where(
+                    TimelineEntry.patient_ref == patient_ref,
+                    col(TimelineEntry.type).in_(("journey.started", "journey.ended")),
+                )
+            )
+            started: set[str] = set()
+            ended: set[str] = set()
+            for journey_ref, kind in rows:
+                if journey_ref:
+                    (started if kind == "journey.started" else ended).add(journey_ref)
+            return sorted(started - ended)
+
     def for_journey(self, journey_ref: str) -> list[TimelineEntry]:
         with open_session(self.engine) as s:
             return list(

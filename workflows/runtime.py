@@ -11,7 +11,13 @@ from datetime import datetime
 from random import Random
 from typing import Any, Protocol
 
-from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
+from domain.actions import (
+    ContactOutcome,
+    ContactRequest,
+    MessageOutcome,
+    OutboundMessage,
+    PartnerCall,
+)
 from domain.journey import Frame, JourneyState
 from domain.partners import PartnerEvent
 
@@ -63,6 +69,10 @@ class JourneyRuntime(Protocol):
         ...
 
     async def send_message(self, message: OutboundMessage) -> MessageOutcome: ...
+
+    async def contact(self, request: ContactRequest) -> ContactOutcome:
+        """One try at a contact through the contact policy (send, defer or suppress)."""
+        ...
 
     async def sleep_until(self, when: datetime) -> None:
         """Sleep until a journey time; raises JourneyCancelled."""

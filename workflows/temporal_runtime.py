@@ -12,7 +12,13 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
-from domain.actions import MessageOutcome, OutboundMessage, PartnerCall
+from domain.actions import (
+    ContactOutcome,
+    ContactRequest,
+    MessageOutcome,
+    OutboundMessage,
+    PartnerCall,
+)
 from domain.journey import JourneyMemory, JourneyState
 from domain.partner_actions import PARTNER_UNAVAILABLE
 from domain.partners import PartnerEvent
@@ -147,6 +153,16 @@ class TemporalRuntime:
             )
         except ActionFailed as failure:
             return MessageOutcome(status="suppressed", reason=failure.error_type)
+
+    async def contact(self, request: ContactRequest) -> ContactOutcome:
+        summary = f"{'/'.join(request.channels)} ({request.step_id})"
+        try:
+            return await _activity(
+                "messaging.contact", request, ContactOutcome, summary, self.partner_attempts
+            )
+        except ActionFailed as failure:
+            # The activity records what it knows (unknown, failed) before it gives up.
+            return ContactOutcome(status="failed", reason=failure.error_type)
 
     # -- time and events -----------------------------------------------------------
     async def sleep_until(self, when: datetime) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 STEP_ID = r"^[a-z][a-z0-9_]*$"
 CONTEXT_ROOTS = {"params", "context", "steps", "events", "journey", "loops"}
 PARAM_DURATION = re.compile(r"^params\.[A-Za-z_][A-Za-z0-9_]*$")
-DURATION_FIELDS = ("timeout", "duration", "sla", "give_up_after")
+DURATION_FIELDS = ("timeout", "duration", "sla", "give_up_after", "receipt_window")
 
 
 class Exit(NamedTuple):

@@ -184,7 +184,9 @@ async def test_pharmacy_invalid_referral_is_rejected(sandbox_url: str, patient: 
     assert "days_supply" in info.value.detail
 
 
-async def test_sms_send_and_idempotency(sandbox_url: str, sink: Sink, patient: str) -> None:
+async def test_sms_same_key_twice_is_two_texts_like_twilio(
+    sandbox_url: str, sink: Sink, patient: str
+) -> None:
     await put_scenario(sandbox_url, patient, sms_statuses=["queued"])
     client = SmsClient(sandbox_url, TWILIO_SID, TWILIO_TOKEN, "+15555550100")
     request = SmsRequest(
@@ -200,13 +202,36 @@ async def test_sms_send_and_idempotency(sandbox_url: str, sink: Sink, patient: s
         await client.aclose()
     assert first.message_sid.startswith("SM")
     assert first.status == "queued"
+    assert second.message_sid != first.message_sid  # Twilio ignores Idempotency-Key
+    rows = await get_json(sandbox_url, "/_sandbox/received", service="sms", patient_ref=patient)
+    assert [r["attempts"] for r in rows] == [1, 1]
+    assert {r["idempotency_key"] for r in rows} == {request.idempotency_key}
+    assert rows[0]["summary"]["to"] == "+15555550123"
+    messages = await get_json(sandbox_url, "/_sandbox/messages", patient_ref=patient)
+    assert [m["id"] for m in messages] == [first.message_sid, second.message_sid]
+
+
+async def test_sms_idempotency_switch_deduplicates(
+    sandbox_url: str, sink: Sink, patient: str
+) -> None:
+    await put_scenario(sandbox_url, patient, sms_statuses=["queued"], sms_idempotency=True)
+    client = SmsClient(sandbox_url, TWILIO_SID, TWILIO_TOKEN, "+15555550100")
+    request = SmsRequest(
+        **base(patient),
+        to="+15555550123",
+        body="You have a message from Demo.",
+        status_callback=f"{sink.url}/v1/webhooks/sms/status",
+    )
+    try:
+        first = await client.send(request)
+        second = await client.send(request)
+    finally:
+        await client.aclose()
     assert second == first
     [row] = await get_json(sandbox_url, "/_sandbox/received", service="sms", patient_ref=patient)
     assert row["attempts"] == 2
-    assert row["summary"]["to"] == "+15555550123"
     messages = await get_json(sandbox_url, "/_sandbox/messages", patient_ref=patient)
-    assert len(messages) == 1
-    assert messages[0]["id"] == first.message_sid
+    assert [m["id"] for m in messages] == [first.message_sid]
 
 
 @pytest.mark.parametrize(
@@ -238,13 +263,15 @@ async def test_sms_wrong_auth_token_is_rejected(sandbox_url: str, sink: Sink, pa
 
 
 async def test_email_send_with_custom_args(sandbox_url: str, sink: Sink, patient: str) -> None:
-    await put_scenario(sandbox_url, patient, email_events_after_seconds=0.05)
+    await put_scenario(
+        sandbox_url, patient, email_events_after_seconds=0.05, email_idempotency=True
+    )
     client = EmailClient(sandbox_url, "SG.test-key", "hub@example.org", "Demo Program")
     request = EmailRequest(
         **base(patient), to="patient@example.com", subject="Welcome", body="Hello from Demo."
     )
     result = await client.send(request)
-    again = await client.send(request)
+    again = await client.send(request)  # deduplicated: the scenario turned the switch on
     await client.aclose()
     assert again == result
     [hit] = await sink.wait_for(containing(result.message_id))
@@ -258,6 +285,23 @@ async def test_email_send_with_custom_args(sandbox_url: str, sink: Sink, patient
     assert events[0].data["idempotency_key"] == request.idempotency_key
     [row] = await get_json(sandbox_url, "/_sandbox/received", service="email", patient_ref=patient)
     assert row["attempts"] == 2
+
+
+async def test_email_same_key_twice_is_two_emails_like_sendgrid(
+    sandbox_url: str, sink: Sink, patient: str
+) -> None:
+    await put_scenario(sandbox_url, patient, email_events=[])
+    client = EmailClient(sandbox_url, "SG.test-key", "hub@example.org")
+    request = EmailRequest(**base(patient), to="patient@example.com", subject="Hi", body="Hello.")
+    try:
+        first = await client.send(request)
+        second = await client.send(request)
+    finally:
+        await client.aclose()
+    assert first.message_id != second.message_id
+    messages = await get_json(sandbox_url, "/_sandbox/messages", patient_ref=patient)
+    assert [m["id"] for m in messages] == [first.message_id, second.message_id]
+    assert {m["custom_args"]["pitwall_contact"] for m in messages} == {request.idempotency_key}
 
 
 async def test_email_invalid_address_is_rejected(sandbox_url: str, patient: str) -> None:

@@ -31,8 +31,8 @@ steps:
     default: followup
   - id: welcome
     kind: message
-    channel: sms
-    text: "Welcome to {program_name}."
+    content: on_therapy@1
+    channels: [sms, email]
     next: done
   - id: followup
     kind: human_task

@@ -71,10 +71,16 @@ BAD = [
      "decided", "cases[0].when", "Lambda is not allowed"),
     ("unknown root", "when: events.pa_decision.outcome == 'approved'",
      "when: patient.name == 'x'", "decided", "cases[0].when", "unknown name(s) ['patient']"),
-    ("long sms", 'text: "Welcome to {program_name}."', 'text: "Welcome. ' + "x" * 160 + '"',
-     "welcome", "text", "limit 160"),
-    ("drug placeholder", 'text: "Welcome to {program_name}."', 'text: "Your {drug_name}."',
-     "welcome", "text", "['drug_name'] not allowed"),
+    ("unknown content", "content: on_therapy@1", "content: on_therapy@9",
+     "welcome", "content", "on_therapy@9"),
+    ("content of another class", "content: on_therapy@1",
+     "content: on_therapy@1\n    message_class: promotional", "welcome", "content",
+     "approved as treatment/operational"),
+    ("channel without wording", "channels: [sms, email]", "channels: [sms, voice]",
+     "welcome", "content", "no wording for channel(s) ['voice']"),
+    ("inline text is retired", "content: on_therapy@1\n    channels: [sms, email]",
+     'channel: sms\n    text: "Welcome to {program_name}."', "welcome", "text",
+     "inline message text is retired"),
     ("undefined param", "timeout: params.wait", "timeout: params.nope", "pa_decision", "timeout",
      "undefined parameter 'nope'"),
     ("param not a duration", "  wait: 3d", "  wait: 28", "pa_decision", "timeout",
@@ -127,12 +133,13 @@ def test_every_graph_problem_is_reported(write) -> None:
     assert "step 'welcome' (steps[3]) field 'next': goes to unknown step 'gone'" in message
 
 
-def test_adherence_sms_may_be_long_but_email_needs_subject(write) -> None:
-    long_text = 'text: "' + "x" * 200 + '"\n    purpose: adherence'
-    ok = load_template(write(mutate('text: "Welcome to {program_name}."', long_text)))
-    assert len(ok.step("welcome").text) == 200  # type: ignore[attr-defined]
-    with pytest.raises(TemplateError, match=r"step 'welcome' \(steps\[3\]\): an email .*subject"):
-        load_template(write(mutate("channel: sms", "channel: email")))
+def test_a_program_product_name_in_a_text_fails_the_template(write, tmp_path) -> None:
+    """A product the dictionary does not know (here one named like a word of the text)
+    fails the template that names it among its products."""
+    clean = load_template(write(mutate("version: 1", "version: 1\nproducts: [Zorvexa]")))
+    assert clean.products == ["Zorvexa"]
+    with pytest.raises(TemplateError, match=r"step 'welcome' .*field 'content'.*on_therapy"):
+        load_template(write(mutate("version: 1", "version: 1\nproducts: [Checking]")))
 
 
 def test_malformed_yaml_names_file_and_line(write) -> None:

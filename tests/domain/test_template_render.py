@@ -19,7 +19,7 @@ def test_text_lists_every_step_with_its_essentials() -> None:
     assert "[stage → PA_PENDED]" in by_id["pa_decision"]
     assert "else → appeal_submit" in by_id["pa_decided"]
     assert "payer.submit_prior_auth" in by_id["pa_submit"]
-    assert "sms treatment" in by_id["welcome"]
+    assert "sms > email > voice > task treatment/operational: welcome@1" in by_id["welcome"]
     assert "task for reimbursement_specialist" in by_id["pa_followup"]
     assert "SLA params.followup_sla (=2d)" in by_id["pa_followup"]
     assert "→ pa_decision" in by_id["pa_followup"]
@@ -47,7 +47,7 @@ def test_mermaid_has_a_node_per_step_and_labelled_edges() -> None:
 
 
 def test_mermaid_labels_are_escaped_and_ids_safe(write) -> None:
-    text = mutate('text: "Welcome to {program_name}."', 'text: "Hi"\n    stage: "A<b>\\"q\\"|#"')
+    text = mutate("content: on_therapy@1", 'content: on_therapy@1\n    stage: "A<b>\\"q\\"|#"')
     text = mutate(
         "when: events.pa_decision.outcome == 'approved'",
         'when: "events.pa_decision.note == \'say \\"hi\\" | <b>\'"',

@@ -109,9 +109,12 @@ steps:
         duration: 1d
       - id: remind
         kind: message
-        channel: sms
+        content: refill_reminder@1
         purpose: adherence
-        text: "{program_name}: refill soon."
+        channels: [sms]
+        values:
+          days_until: "3"
+          drug_name: "'Zorvexa'"
   - id: done
     kind: exit
 """

@@ -10,7 +10,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,11 +60,13 @@ class SinkRequest:
 
 
 class Sink:
-    """Captures every POST; can be told to fail the next N requests to a path."""
+    """Captures every POST; can be told to fail the next N requests to a path, or to
+    answer a path with a given body (e.g. TwiML) instead of an empty 200."""
 
     def __init__(self) -> None:
         self.requests: list[SinkRequest] = []
         self.fail_next: dict[str, int] = {}
+        self.answers: dict[str, tuple[bytes, str]] = {}  # path -> (body, content type)
         self._lock = threading.Lock()
         self.app = FastAPI()
         self.url = ""
@@ -81,6 +83,9 @@ class Sink:
                 self.requests.append(
                     SinkRequest(path, str(request.url), dict(request.headers), body, status)
                 )
+                answer = self.answers.get(path) if status == 200 else None
+            if answer is not None:
+                return Response(content=answer[0], status_code=status, media_type=answer[1])
             return Response(status_code=status)
 
     def matching(self, pred: Callable[[SinkRequest], bool]) -> list[SinkRequest]:
@@ -138,3 +143,17 @@ async def get_json(base: str, path: str, **params: str) -> Any:
         response = await client.get(f"{base}{path}", params=params)
         response.raise_for_status()
         return response.json()
+
+
+async def wait_until(
+    probe: Callable[[], Awaitable[Any]], within: float = 5.0, every: float = 0.02
+) -> Any:
+    """Poll ``probe`` until it returns something truthy; that value."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(every)

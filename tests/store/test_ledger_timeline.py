@@ -59,19 +59,21 @@ def test_ledger_transitions_are_guarded_and_kept(store: Store) -> None:
     key = _plan().idempotency_key
     store.ledger.record(_plan())
     assert store.ledger.transition(key, "deferred", reason="quiet_hours", defer_until=T0)
-    assert store.ledger.transition(key, "planned")
-    assert store.ledger.transition(key, "sent", provider_message_id="SM1", at=T0)
+    assert not store.ledger.transition(key, "planned")  # a deferral is decided again, not undone
+    assert store.ledger.transition(key, "sending", at=T0)
+    assert store.ledger.transition(key, "sent", provider_message_id="SM1")
     assert not store.ledger.transition(key, "sent")  # a retry: nothing new
     assert store.ledger.transition(key, "delivered")
     assert not store.ledger.transition(key, "failed")  # late, out of order
     assert not store.ledger.transition("no-such-key", "sent")
     entry = store.ledger.get(key)
     assert entry is not None
+    # Caps count a contact from the moment it went to the gateway.
     assert (entry.status, entry.provider_message_id, entry.sent_at) == ("delivered", "SM1", T0)
     assert [(e.status, e.reason) for e in store.ledger.events(key)] == [
         ("planned", None),
         ("deferred", "quiet_hours"),
-        ("planned", None),
+        ("sending", None),
         ("sent", None),
         ("delivered", None),
     ]
