@@ -24,13 +24,13 @@ from datetime import timedelta
 from urllib.parse import quote, urlencode
 
 import structlog
-from adapters.voice import VoiceClient
 from temporalio import activity
 
 from activities.errors import partner_errors
 from adapters.email import EmailClient
 from adapters.errors import PartnerRejected, PartnerUnavailable
 from adapters.sms import SmsClient
+from adapters.voice import VoiceClient
 from domain.actions import ContactOutcome, ContactRequest, MessageOutcome, OutboundMessage
 from domain.content import ContentCatalog, ContentRef, default_catalog
 from domain.partners import EmailRequest, SmsRequest, VoiceRequest

@@ -311,7 +311,10 @@ class SmsClient(PartnerClient):
         """Messages sent to ``to`` with exactly this body, created at or after ``since``;
         newest first (see the module docstring for what this cannot see)."""
         floor = since_floor(since)
-        params = {"To": to, "DateSent>": floor.date().isoformat(), "PageSize": "100"}
+        # No DateSent filter: a message still queued has no date_sent yet, and a lookup
+        # that misses it would let us send it again. Newest first, so a page or two holds
+        # everything since a recent `since`.
+        params = {"To": to, "PageSize": "100"}
         found = []
         for resource in await list_pages(self._http, f"{self._messages}.json", params, "messages"):
             created = twilio_time(resource.get("date_created"))

@@ -98,6 +98,17 @@ WEEK = timedelta(days=7)
 
 
 class _Facts(BaseModel):
+    """Facts read from the stores: built from a row directly (`model_validate(row)`), other
+    attributes of the row ignored."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", from_attributes=True, hide_input_in_errors=True
+    )
+
+
+class _Strict(BaseModel):
+    """What the caller writes (message, rules) and what `decide` answers: no unknown fields."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
@@ -159,7 +170,7 @@ class PastContact(_Facts):
     dedupe_key: str | None = None
 
 
-class MessageFacts(_Facts):
+class MessageFacts(_Strict):
     """What is being sent."""
 
     purpose: Purpose
@@ -172,7 +183,7 @@ class MessageFacts(_Facts):
     )
 
 
-class Cap(_Facts):
+class Cap(_Strict):
     per_day: int = Field(ge=1, description="At most this many in any rolling 24 h.")
     per_week: int = Field(ge=1, description="At most this many in any rolling 7 days.")
 
@@ -181,7 +192,7 @@ def _default_caps() -> dict[Channel, Cap]:
     return {c: Cap(per_day=1, per_week=3) for c in ("sms", "voice", "email", "push")}
 
 
-class ContactRules(_Facts):
+class ContactRules(_Strict):
     """Configuration of `decide`, with the defaults of DOMAIN.md §5."""
 
     quiet_start: time = Field(time(8, 0), description="Allowed window start, local time.")
@@ -221,7 +232,7 @@ class ContactRules(_Facts):
 DEFAULT_RULES = ContactRules()
 
 
-class ChannelCheck(_Facts):
+class ChannelCheck(_Strict):
     """Why a channel was or was not used.
 
     reason: None (used), quiet_hours (chosen, deferred), no_contact, no_consent,
@@ -233,7 +244,7 @@ class ChannelCheck(_Facts):
     reason: str | None = None
 
 
-class Decision(_Facts):
+class Decision(_Strict):
     action: Action
     channel: Channel | None = Field(None, description="send: the channel; defer: the one due.")
     address: str | None = Field(None, repr=False, description="The address to use (PHI).")

@@ -44,7 +44,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from domain.content_check import check_content, check_version, placeholders_in
-from domain.template_loader import display_path, templates_dir
+from domain.template_loader import DEFAULT_TEMPLATES_DIR, display_path, templates_dir
 
 Channel = Literal["sms", "email", "voice", "push"]
 CONTENT_ID = r"[a-z][a-z0-9_]*"
@@ -172,7 +172,9 @@ class ContentCatalog:
         products = tuple(products)
         contents: list[MessageContent] = []
         problems: list[str] = []
-        for path in sorted(p for p in root.iterdir() if p.suffix in CONTENT_SUFFIXES):
+        for path in sorted(
+            p for p in root.iterdir() if p.is_file() and p.suffix in CONTENT_SUFFIXES
+        ):
             shown = display_path(path)
             try:
                 content = _read(path)
@@ -278,8 +280,11 @@ def _fill(text: str, values: Mapping[str, str], where: str) -> str:
 
 
 def messages_dir() -> Path:
-    """templates/messages (under PITWALL_TEMPLATES_DIR when that is set)."""
-    return templates_dir() / MESSAGES_SUBDIR
+    """templates/messages: under PITWALL_TEMPLATES_DIR when that is set and has a messages/
+    folder, else the bundled one (a folder of journey templates only still gets the
+    bundled content)."""
+    folder = templates_dir() / MESSAGES_SUBDIR
+    return folder if folder.is_dir() else DEFAULT_TEMPLATES_DIR / MESSAGES_SUBDIR
 
 
 @functools.cache

@@ -6,9 +6,10 @@ and language (`welcome@1 sms/es: ...`, `welcome@1 detail sms/en: ...`); [] when 
 - Every channel of a version is offered in English and Spanish at least.
 - Email has a subject; SMS, push and voice have none.
 - Generic wording (`text`) for SMS, push and voice (voicemail) names no drug and no
-  diagnosis: drugs from the `drug-named-entity-recognition` dictionary (brand and generic
-  names), the program's own product names (`products`) and the diagnosis terms of
-  domain/data/diagnosis_terms.txt. `{drug_name}` is allowed in `detail` wording only.
+  diagnosis: drugs from the dictionary of the `drug-named-entity-recognition` package
+  (its variant names, brand and generic, of one word or several), the program's own
+  product names (`products`) and the diagnosis terms of domain/data/diagnosis_terms.txt.
+  `{drug_name}` is allowed in `detail` wording only.
   Email is not restricted (§5.6 restricts SMS, push and voicemail).
 - A treatment SMS fits 160 characters with every placeholder at its longest
   (PLACEHOLDER_MAX_LENGTH).
@@ -17,19 +18,32 @@ and language (`welcome@1 sms/es: ...`, `welcome@1 detail sms/en: ...`); [] when 
 - Marketing content is promotional and promotional content is marketing (promotional
   messages never bypass caps or quiet hours, §5.5).
 
-The drug dictionary is large (about 3 s and 350 MB to load), so it is imported on first
-use, once per process. Load content outside Temporal's workflow sandbox.
+Only the package's dictionary file (drug_ner_dictionary.pkl.bz2) is read, never its
+modules: importing `drug_named_entity_recognition` builds lookup tables this check does
+not use (2.5-2.7 s and 375 MB peak RSS). The names are read on first use, once per
+process, and kept as a frozenset (about 0.55 s of it; the process then holds about
+56 MB). Measured for a whole process whose first check names a drug, 0.7-0.85 s and
+67 MB peak RSS, against 0.06 s and 14 MB for importing this module alone:
+
+    /usr/bin/time -v .venv/bin/python -c \\
+        "from domain.content_check import names_drug_or_diagnosis as n; n('Humira')"
+
+Load content outside Temporal's workflow sandbox (the check reads files).
 """
 
 from __future__ import annotations
 
+import bz2
 import functools
+import importlib.util
+import pickle
 import re
 import string
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from domain.content import Channel, ChannelText, ContentVersion, MessageContent
@@ -103,35 +117,109 @@ def _tokens(text: str) -> list[str]:
 
 
 def _drugs(text: str) -> list[str]:
-    """Drug names by the dictionary. It looks up single tokens and pairs of neighbouring
-    tokens (so "insulin glargine" but not a 3-word name unless a part is a drug itself),
-    lower-cased; it has no Spanish accents folded ("ácido fólico" yes, "interferón" no), so
-    each text is looked up as written and without accents, and a hyphenated word also by
-    its parts ("Humira-like")."""
+    """Drug names by the dictionary, as written in the text, in text order: every run of
+    neighbouring tokens (up to _MAX_NAME_WORDS) that is a name ("insulin glargine",
+    "sofosbuvir and velpatasvir"), a name inside a longer one found not listed again.
+    The dictionary has no Spanish accents folded ("ácido fólico" yes, "interferón" no),
+    so each text is looked up as written and without accents; a hyphenated word not
+    found whole is also looked up by its parts ("Humira-like")."""
     tokens = _tokens(text)
-    parts = [p for t in tokens if "-" in t for p in t.split("-") if p and not p.isdigit()]
-    found: list[str] = []
-    # (what is looked up, what is reported): folded tokens line up with the written ones
-    for run, shown in ((tokens, tokens), ([_fold(t) for t in tokens], tokens), (parts, parts)):
-        for _, start, end in _find_drugs(tuple(run)):
-            words = " ".join(shown[start:end])
-            if " ".join(run[start:end]).casefold() not in ORDINARY_WORDS:
-                found.append(words)
-    return found
+    spans = _outermost([*_name_spans(tokens), *_name_spans([_fold(t) for t in tokens])])
+    found = [(start, -1, " ".join(tokens[start:end])) for start, end in spans]
+    covered = {i for start, end in spans for i in range(start, end)}
+    for i, token in enumerate(tokens):
+        if "-" not in token or i in covered:
+            continue
+        parts = ["" if p.isdigit() else p for p in token.split("-")]
+        folded = [_fold(p) for p in parts]
+        for start, end in _outermost([*_name_spans(parts), *_name_spans(folded)]):
+            found.append((i, start, "-".join(parts[start:end])))
+    return [term for _, _, term in sorted(found)]
 
 
-@functools.lru_cache(maxsize=4096)
-def _find_drugs(tokens: tuple[str, ...]) -> list[tuple[dict[str, Any], int, int]]:
-    if not tokens:
-        return []
-    return list(_dictionary()(list(tokens)))
+def _name_spans(tokens: Sequence[str]) -> list[tuple[int, int]]:
+    """(start, end) of the longest dictionary name starting at each token. An empty token
+    (a number) is a gap: no name runs across it."""
+    names, longest = _drug_names()
+    spans: list[tuple[int, int]] = []
+    for start, first in enumerate(tokens):
+        words = longest.get(first.lower(), 0)
+        if not words:
+            continue
+        stop = start + 1
+        while stop < min(len(tokens), start + words) and tokens[stop]:
+            stop += 1
+        for end in range(stop, start, -1):
+            if " ".join(tokens[start:end]).lower() in names:
+                spans.append((start, end))
+                break
+    return spans
+
+
+def _outermost(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans not inside another one, each once, by start."""
+    unique = sorted(set(spans))
+    return [
+        (s, e)
+        for s, e in unique
+        if not any(o <= s and e <= f and (o, f) != (s, e) for o, f in unique)
+    ]
+
+
+class _DrugNames(NamedTuple):
+    names: frozenset[str]  # lower case, words apart by one space
+    longest: Mapping[str, int]  # first word -> most words of a name it starts (at most 12)
+
+
+_DICTIONARY_PACKAGE = "drug_named_entity_recognition"
+_DICTIONARY_FILE = "drug_ner_dictionary.pkl.bz2"
+_DICTIONARY_KEY = "drug_variant_to_canonical"  # variant name -> canonical names
+_MAX_NAME_WORDS = 12  # the 2.0.9 dictionary's longest name has 11 words
 
 
 @functools.cache
-def _dictionary() -> Any:
-    from drug_named_entity_recognition import find_drugs
+def _drug_names() -> _DrugNames:
+    """The variant names of the package's dictionary, once per process. Names with a
+    possessive are kept also without it, as the text is tokenized ("St. John's wort" ->
+    "st john wort"); ORDINARY_WORDS are left out."""
+    path = _dictionary_path()
+    # The package's own data file, unpickled as the package itself does.
+    with bz2.open(path, "rb") as f:
+        data = pickle.load(f)
+    try:
+        variants = data[_DICTIONARY_KEY]
+    except (KeyError, TypeError):
+        raise RuntimeError(
+            f"{path}: no {_DICTIONARY_KEY!r} table; the drug check reads this file of "
+            f"{_DICTIONARY_PACKAGE} directly, and its format changed"
+        ) from None
+    names = {str(v) for v in variants}
+    del data, variants
+    possessive = [n for n in names if "'" in n or _CURLY_APOSTROPHE in n]
+    names |= {" ".join(_POSSESSIVE.sub("", w) for w in n.split()) for n in possessive}
+    names -= ORDINARY_WORDS
+    longest: dict[str, int] = {}
+    for name in names:
+        first, *rest = name.split(" ")
+        longest[first] = min(max(longest.get(first, 0), 1 + len(rest)), _MAX_NAME_WORDS)
+    return _DrugNames(frozenset(names), longest)
 
-    return find_drugs
+
+def _dictionary_path() -> Path:
+    """Where the installed `drug-named-entity-recognition` keeps its dictionary. Found
+    without importing the package: its __init__ imports drugs_finder, which loads the
+    whole dictionary into lookup tables (2.6 s, 375 MB)."""
+    spec = importlib.util.find_spec(_DICTIONARY_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / _DICTIONARY_FILE
+        if path.is_file():
+            return path
+    where = ", ".join(folders) if folders else f"no installed {_DICTIONARY_PACKAGE} package"
+    raise RuntimeError(
+        f"the drug check needs {_DICTIONARY_FILE} of drug-named-entity-recognition; "
+        f"not found in {where}"
+    )
 
 
 def _products(text: str, products: Iterable[str]) -> list[str]:
@@ -171,8 +259,8 @@ def _diagnosis_patterns() -> tuple[tuple[str, re.Pattern[str]], ...]:
 def _phrase(term: str, plural: bool = False) -> re.Pattern[str]:
     """A word-boundary pattern for a term, matched against _fold()ed text: words apart by
     spaces or hyphens, apostrophes optional, optionally a plural ending."""
-    words = _fold(term).replace("'", "").split()
-    body = r"[\s\-]+".join("'?".join(re.escape(c) for c in w) for w in words)
+    words = _fold(term).split()
+    body = r"[\s\-]+".join("'?".join(re.escape(p) for p in w.split("'")) for w in words)
     suffix = r"(?:e?s)?" if plural else ""
     return re.compile(rf"(?<!\w){body}{suffix}(?!\w)")
 

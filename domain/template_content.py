@@ -31,7 +31,9 @@ def content_problems(template: JourneyTemplate, catalog: ContentCatalog) -> list
                 "content (`content: id@version`, templates/messages/) and `channels`"
             )
             continue
-        problems += [f"{where} field 'content': {p}" for p in _step_problems(step, template, catalog)]
+        problems += [
+            f"{where} field 'content': {p}" for p in _step_problems(step, template, catalog)
+        ]
     return problems
 
 

@@ -112,6 +112,8 @@ class InboundSms(BaseModel):
     patient_ref: str | None = None
     journey_ref: str | None = None
     url: str | None = None
+    # The account owning the number texted; default: the last account that sent from it.
+    account_sid: str | None = None
 
 
 def _invalid_field(
@@ -324,7 +326,8 @@ def create_app(
         dedupe = idempotent is None or idempotent(scenario)
         # Without dedupe each request is its own row (keyed apart), showing the key sent.
         row_key = key if dedupe else f"{key}#{uuid.uuid4().hex}"
-        async with state.lock(service, row_key):
+        # Without dedupe nothing can race on the row: a private lock, not kept.
+        async with state.lock(service, row_key) if dedupe else asyncio.Lock():
             row = state.received.get((service, row_key))
             replay = row is not None and row.response is not None
             if row is not None and row.response is not None:
@@ -846,6 +849,7 @@ def create_app(
                 "from": sender,
                 "body": text,
                 "status": statuses[0],
+                "error_code": None,
                 "patient_ref": patient_ref,
                 "journey_ref": journey_ref,
                 "idempotency_key": request.headers.get(IDEMPOTENCY_HEADER),
@@ -1410,8 +1414,12 @@ def create_app(
         url = message.url or _with_password(
             f"{state.callback_url}/v1/webhooks/sms", state.callback_api_key
         )
+        account_sid = message.account_sid or next(
+            (r["account_sid"] for r in reversed(state.twilio.values()) if r["from"] == message.to),
+            "ACsandbox",
+        )
         form = {
-            "AccountSid": "ACsandbox",
+            "AccountSid": account_sid,
             "ApiVersion": "2010-04-01",
             "Body": message.body,
             "From": message.from_,

@@ -308,6 +308,7 @@ class SandboxState:
                     "from": sender,
                     "body": text,
                     "status": "sent",
+                    "error_code": None,
                     "in_reply_to": form.get("MessageSid"),
                     "patient_ref": cb.patient_ref,
                     "journey_ref": cb.journey_ref,

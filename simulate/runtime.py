@@ -25,6 +25,7 @@ from domain.actions import (
     OutboundMessage,
     PartnerCall,
 )
+from domain.events import MESSAGE_RECEIPT
 from domain.journey import JourneyMemory, JourneyStart, JourneyState
 from domain.partner_actions import ACTIONS
 from domain.partners import PartnerEvent
@@ -85,6 +86,10 @@ class VirtualRuntime:
             channel=next(c for c in r.channels if c not in r.exclude),
             message_id=f"SM{len(self.contacts)}",
         )
+        # The receipt of a sent contact: delivered at once unless scripted (None: never).
+        self.receipt_outcome: Callable[[ContactOutcome], str | None] = lambda o: (
+            "delivered" if o.channel in ("sms", "email", "voice") else None
+        )
         self._waiters: list[_Waiter] = []
         self._scheduled: list[tuple[datetime, int, PartnerEvent | Callable[[], None]]] = []
         self._order = itertools.count()
@@ -134,7 +139,21 @@ class VirtualRuntime:
         self._ticks += 1
         self.contacts.append(request)
         await asyncio.sleep(0)
-        return self.contact_outcome(request)
+        outcome = self.contact_outcome(request)
+        receipt = self.receipt_outcome(outcome) if outcome.status == "sent" else None
+        if receipt is not None and outcome.message_id:
+            # The gateway's receipt, as the receiver signals it to a journey that waits.
+            self.deliver(
+                PartnerEvent(
+                    event_id=f"receipt:{outcome.message_id}",
+                    type=MESSAGE_RECEIPT,
+                    correlation_key=outcome.message_id,
+                    journey_ref=request.journey_ref,
+                    occurred_at=self.clock,
+                    data={"outcome": receipt},
+                )
+            )
+        return outcome
 
     async def sleep_until(self, when: datetime) -> None:
         await self._until(lambda: False, when)

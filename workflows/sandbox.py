@@ -14,7 +14,7 @@ from pathlib import Path
 
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-PASSED_THROUGH = ("domain", "pydantic", "pydantic_core", "annotated_types", "yaml")
+PASSED_THROUGH = ("domain", "pydantic", "pydantic_core", "annotated_types", "yaml", "phonenumbers")
 
 
 def journey_runner() -> SandboxedWorkflowRunner:

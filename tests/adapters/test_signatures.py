@@ -56,3 +56,27 @@ def test_twilio_documented_example() -> None:
         "12345", url, {**params, "Digits": "9"}, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
     )
     assert not verify_twilio("12345", url, params, None)
+
+
+def test_twilio_signature_is_the_reference_implementation() -> None:
+    from twilio.request_validator import RequestValidator
+
+    url = "https://hub.example.org/v1/webhooks/sms/status?journey=j-1&x=a%20b"
+    form = {"MessageSid": "SM1", "MessageStatus": "delivered", "Body": "ä ✓", "Empty": ""}
+    ours = twilio_signature("tok", url, form)
+    assert ours == RequestValidator("tok").compute_signature(url, form)
+    assert verify_twilio("tok", url, form, ours)
+    assert verify_twilio("tok", url, form, f" {ours} ")
+    # Twilio signs with or without the default port; the reference accepts both.
+    assert verify_twilio("tok", url.replace(".org/", ".org:443/"), form, ours)
+    assert not verify_twilio("tok", url, {**form, "Empty": "x"}, ours)
+    assert not verify_twilio("tok", url.replace("j-1", "j-2"), form, ours)
+    assert not verify_twilio("", url, form, twilio_signature("", url, form))
+
+
+def test_twilio_signature_covers_the_url_without_credentials() -> None:
+    bare = "https://hub.example.org/v1/webhooks/sms"
+    with_creds = "https://twilio:s3cret@hub.example.org/v1/webhooks/sms"
+    form = {"MessageSid": "SM1", "Body": "YES"}
+    assert twilio_signature("tok", with_creds, form) == twilio_signature("tok", bare, form)
+    assert verify_twilio("tok", with_creds, form, twilio_signature("tok", bare, form))

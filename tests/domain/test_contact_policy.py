@@ -554,3 +554,24 @@ def test_inconsistent_decisions_are_refused() -> None:
         Decision(action="defer", reason="quiet_hours", timezone="UTC")  # no until
     with pytest.raises(ValidationError):
         Decision(action="suppress", reason="quiet_hours", timezone="UTC")
+
+
+def test_facts_are_read_from_store_rows() -> None:
+    from store.consents import Consent, Preference
+
+    row = Consent(
+        patient_ref="p1",
+        channel="sms",
+        address=PHONE,
+        purpose="treatment",
+        program=PROGRAM,
+        method="verbal",
+        granted_at=NOW - timedelta(days=1),
+        detail_allowed=True,
+    )
+    facts = ConsentFacts.model_validate(row)
+    assert (facts.address, facts.method, facts.in_force(NOW)) == (PHONE, "verbal", True)
+    pref = Preference(patient_ref="p1", channel_ranking=["email"], quiet_hours_start=time(9))
+    prefs = PreferenceFacts.model_validate(pref)
+    assert (prefs.channel_ranking, prefs.quiet_hours_start) == (["email"], time(9))
+    assert run(consents=[facts], prefs=prefs, channels=["sms", "email"]).detail_allowed

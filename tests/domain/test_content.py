@@ -17,6 +17,7 @@ from domain.content import (
     messages_dir,
 )
 from domain.content_check import SMS_MAX_CHARS
+from domain.template_loader import DEFAULT_TEMPLATES_DIR
 
 BUNDLED = {
     "welcome",
@@ -80,7 +81,8 @@ def test_every_bundled_sms_says_how_to_stop(catalog: ContentCatalog) -> None:
         if "sms" not in catalog.channels(ref):
             continue
         for language in ("en", "es"):
-            text = catalog.render(ref, "sms", language, VALUES, detail_allowed=False).text
+            values = {**VALUES, "days_until": "5"}
+            text = catalog.render(ref, "sms", language, values, detail_allowed=False).text
             keyword = "START" if content_id == "opt_out_confirmation" else "STOP"
             assert keyword in text, f"{content_id} {language}"
 
@@ -150,13 +152,17 @@ def test_detail_wording_is_used_only_when_consent_allows_it(catalog: ContentCata
 def test_detail_allowed_falls_back_to_generic_where_no_detail_exists(
     catalog: ContentCatalog,
 ) -> None:
-    rendered = catalog.render(REFILL, "voice", "en", {**VALUES, "days_until": "5"}, detail_allowed=True)
+    rendered = catalog.render(
+        REFILL, "voice", "en", {**VALUES, "days_until": "5"}, detail_allowed=True
+    )
     assert not rendered.detail
     assert "refill is due in 5 days" in rendered.text
 
 
 def test_email_renders_its_subject(catalog: ContentCatalog) -> None:
-    rendered = catalog.render(REFILL, "email", "es-MX", {**VALUES, "days_until": "3"}, detail_allowed=False)
+    rendered = catalog.render(
+        REFILL, "email", "es-MX", {**VALUES, "days_until": "3"}, detail_allowed=False
+    )
     assert rendered.subject == "Su próximo resurtido vence en 3 días"
     assert "{" not in rendered.text and "Pitwall Patient Support" in rendered.text
     sms = catalog.render(WELCOME, "sms", "en", VALUES, detail_allowed=False)
@@ -310,3 +316,13 @@ def test_the_catalog_lives_beside_the_templates(
     monkeypatch.setenv("PITWALL_TEMPLATES_DIR", str(tmp_path))
     assert messages_dir() == tmp_path / "messages"
     assert ContentCatalog.load().ids() == ["help_reply"]
+
+
+def test_a_templates_dir_without_messages_uses_the_bundled_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Test fixtures point PITWALL_TEMPLATES_DIR at folders of journey templates only.
+    (tmp_path / "mini.yaml").write_text("id: mini\n", encoding="utf-8")
+    monkeypatch.setenv("PITWALL_TEMPLATES_DIR", str(tmp_path))
+    assert messages_dir() == DEFAULT_TEMPLATES_DIR / "messages"
+    assert set(ContentCatalog.load().ids()) == BUNDLED

@@ -3,6 +3,11 @@ languages, subjects, placeholders, versions (DOMAIN §5.6)."""
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,10 +15,14 @@ import pytest
 from domain.content import MessageContent, default_catalog
 from domain.content_check import (
     PLACEHOLDER_MAX_LENGTH,
+    _dictionary_path,
+    _drug_names,
     check_content,
     names_drug_or_diagnosis,
     worst_case,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 FOOTER_EN = " Reply HELP for help, STOP to opt out."
 FOOTER_ES = " Responda AYUDA para ayuda, STOP para cancelar."
@@ -88,7 +97,7 @@ def test_a_program_product_the_dictionary_does_not_know_fails_when_passed() -> N
         ("en", "We can help with your rheumatoid arthritis.", "rheumatoid arthritis"),
         ("es", "Le ayudamos con su artritis reumatoide.", "artritis reumatoide"),
         ("es", "Apoyo para pacientes con CÁNCER.", "cancer"),
-        ("en", "Living well with Crohn’s disease.", "Crohn's disease"),
+        ("en", "Living well with Crohn\u2019s disease.", "Crohn's disease"),
     ],
 )
 def test_a_diagnosis_fails_naming_it(language: str, text: str, term: str) -> None:
@@ -183,10 +192,13 @@ def test_an_unknown_placeholder_fails() -> None:
 
 
 def test_malformed_and_formatted_placeholders_fail() -> None:
-    content = make({"sms": sms(en="Due {days_until:>5} days {", es="Vence {0}.")})
-    problems = check_content(content)
-    assert any("sms/en: malformed placeholder" in p for p in problems)
-    assert any("sms/es: empty placeholder" in p for p in problems)
+    content = make({"sms": sms(en="Due in {days_until:>5} days.", es="Vence {}.")})
+    assert check_content(content) == [
+        "probe@1 sms/en: placeholder {days_until} takes no format spec or conversion",
+        "probe@1 sms/es: empty placeholder {}; name it, e.g. {program_name}",
+    ]
+    problem = only_problem(make({"sms": sms(en="Reply {HELP")}))
+    assert problem.startswith("probe@1 sms/en: malformed placeholder")
 
 
 def test_versions_must_increase_and_name_their_approval() -> None:
@@ -231,6 +243,13 @@ def test_every_problem_is_listed_at_once() -> None:
         ("your Humira's case", ["Humira"]),  # possessive
         ("insulin glargine", ["insulin glargine"]),  # two-word name
         ("sofosbuvir/velpatasvir", ["sofosbuvir", "velpatasvir"]),  # a combination
+        ("sofosbuvir and velpatasvir", ["sofosbuvir and velpatasvir"]),  # one name, 3 words
+        ("Take cod liver oil daily.", ["cod liver oil"]),  # no word of it a drug alone
+        ("the yellow fever vaccine", ["yellow fever vaccine"]),
+        ("St. John\u2019s wort tea", ["St John wort"]),  # punctuation and possessive
+        ("adalimumab-atto", ["adalimumab-atto"]),  # found whole: its parts not again
+        ("Humira-like pens", ["Humira"]),  # not found whole: by its parts
+        ("an insulin-glargine pen", ["insulin-glargine"]),  # parts form a name
         ("interferón beta-1a", ["interferón beta-1a"]),  # Spanish accent
         ("metotrexato", ["metotrexato"]),  # Spanish generic name
         ("cáncer de mama", ["cancer"]),  # diagnosis, Spanish, accent-insensitive
@@ -247,6 +266,9 @@ def test_the_check_finds(text: str, found: list[str]) -> None:
         "Siga las instrucciones. No se le cobre nada si gana menos.",  # ordinary Spanish
         "Our support caps costs; the nurse sits with you.",  # ordinary English
         "Cancerbero guards the gate.",  # a diagnosis only on word boundaries
+        "More help is on the way, he said.",  # the dictionary has "[he]", "...''more''"
+        "Cod, liver and oil.",  # a name's words apart by punctuation are not the name
+        "Call us at 10 or 911.",  # numbers are gaps
     ],
 )
 def test_ordinary_words_pass(text: str) -> None:
@@ -271,3 +293,44 @@ def test_no_text_of_the_bundled_catalog_is_a_false_positive() -> None:
                             assert names_drug_or_diagnosis(part) == [], where
                             seen += 1
     assert seen > 50
+
+
+def test_multi_word_names_are_whole_dictionary_names() -> None:
+    names = _drug_names().names
+    for name in ("sofosbuvir and velpatasvir", "cod liver oil", "yellow fever vaccine"):
+        assert name in names
+    assert not {"cod", "liver", "oil", "yellow", "fever", "vaccine"} & names
+    assert _drug_names().longest["sofosbuvir"] >= 3
+    assert max(_drug_names().longest.values()) >= 6
+
+
+def test_the_dictionary_loads_from_the_installed_package() -> None:
+    # A package upgrade that moves, renames or reshapes the file fails here, loudly.
+    spec = importlib.util.find_spec("drug_named_entity_recognition")
+    assert spec is not None and spec.submodule_search_locations
+    folders = [Path(f) for f in spec.submodule_search_locations]
+    assert _dictionary_path().parent in folders
+    names = _drug_names().names
+    assert len(names) > 100_000
+    assert {"humira", "adalimumab", "enbrel", "etanercept"} <= names  # brand and generic
+    assert "caps" not in names  # ORDINARY_WORDS are left out
+
+
+def test_the_check_does_not_import_the_drug_package() -> None:
+    # Its __init__ imports drugs_finder, which builds tables of 375 MB; the check reads the
+    # package's dictionary file only.
+    script = textwrap.dedent(
+        """
+        import sys
+        from domain.content_check import names_drug_or_diagnosis
+        assert names_drug_or_diagnosis("Your Humira and adalimumab.") == [
+            "Humira", "adalimumab"
+        ]
+        print(sorted(m for m in sys.modules if m.startswith("drug_named_entity")))
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

@@ -67,7 +67,7 @@ async def test_specialty_start_runs_to_the_refill_reminder_on_a_virtual_clock() 
     assert [c.action for c in rt.calls] == [
         "consent.request", "payer.verify_benefits", "payer.submit_prior_auth", "pharmacy.refer",
     ]  # fmt: skip
-    assert [m.step_id for m in rt.messages] == ["welcome", "refill_reminder"]
+    assert [m.step_id for m in rt.contacts] == ["welcome", "refill_reminder"]
     reminded = next(r for r in state.completed_steps if r.step_id == "refill_due").finished_at
     assert reminded is not None
     # 28 days supply, 7 days lead: 21 days after delivery, at 10:00 in New York.
@@ -323,13 +323,13 @@ steps:
 
 async def test_message_is_rendered_and_a_suppressed_one_flags_the_journey() -> None:
     sim = await simulate(template(MESSAGE))
-    assert sim.runtime.messages[0].text == "Pitwall Patient Support: due in 3 days."
+    assert sim.runtime.contacts[0].text == "Pitwall Patient Support: due in 3 days."
     assert sim.state.messages_sent == 1
 
-    from domain.actions import MessageOutcome
+    from domain.actions import ContactOutcome
 
     def setup(rt: VirtualRuntime) -> None:
-        rt.message_outcome = lambda m: MessageOutcome(status="suppressed", reason="no_consent")
+        rt.contact_outcome = lambda r: ContactOutcome(status="suppressed", reason="no_consent")
 
     sim = await simulate(template(MESSAGE), setup=setup)
     assert sim.state.messages_sent == 0

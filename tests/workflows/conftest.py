@@ -158,6 +158,7 @@ async def journey_harness(skipping_env: WorkflowEnvironment) -> AsyncIterator[Ha
         env = env or skipping_env
         queue = f"test-{uuid.uuid4().hex[:8]}"
         partners = ScriptedPartners(answers)
+        partners.client = env.client
         worker = Worker(
             env.client,
             task_queue=queue,

@@ -81,7 +81,7 @@ async def test_500_refill_cycles_cross_20_boundaries_and_end_as_without_them(
         (r.step_id, r.outcome) for r in plain.state.completed_steps
     ]
     sent = [(m.step_id, m.idempotency_key) for m in h.partners.messages]
-    assert sent == [(m.step_id, m.idempotency_key) for m in plain.runtime.messages]
+    assert sent == [(m.step_id, m.idempotency_key) for m in plain.runtime.contacts]
     assert len(set(sent)) == 500  # each reminder once: none lost, none twice at a boundary
     calls = [c.idempotency_key for c in h.partners.calls]
     expected = [c.idempotency_key for c in plain.runtime.calls]
