@@ -54,6 +54,7 @@ def build_activities(settings: Settings, store: Store) -> list[Callable[..., Any
             timeout=p.timeout_s,
         ),
         gate=ContactGate(store.engine, settings.contact.rules()),
+        partner_timeout=p.timeout_s,
     )
     return [
         *partners.activities(),

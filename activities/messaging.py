@@ -34,6 +34,7 @@ from adapters.voice import VoiceClient
 from domain.actions import ContactOutcome, ContactRequest, MessageOutcome, OutboundMessage
 from domain.content import ContentCatalog, ContentRef, default_catalog
 from domain.partners import EmailRequest, SmsRequest, VoiceRequest
+from domain.receipts import Settled, settled_status
 from store import Store
 from store.contact_gate import ContactAttempt, ContactGate, Recipient
 from store.ledger import ContactLedgerEntry
@@ -42,8 +43,8 @@ from store.types import utcnow
 
 log = structlog.get_logger(__name__)
 
-# A first request older than this cannot still be in flight (HTTP timeout 10 s, margin).
-IN_FLIGHT = timedelta(seconds=30)
+# A first try older than the partner timeout plus this margin cannot still be in flight.
+IN_FLIGHT_MARGIN = timedelta(seconds=5)
 # Twilio: 21610 the number replied STOP at the carrier; sends to it are refused.
 CARRIER_STOP_REJECTION = "sms.opted_out"
 
@@ -79,6 +80,7 @@ class MessagingActivities:
         voice: VoiceClient | None = None,
         gate: ContactGate | None = None,
         catalog: ContentCatalog | None = None,
+        partner_timeout: float = 10.0,
     ) -> None:
         self.sms = sms
         self.email = email
@@ -86,6 +88,7 @@ class MessagingActivities:
         self.store = store
         self.gate = gate or ContactGate(store.engine)
         self.catalog = catalog or default_catalog()
+        self.in_flight = timedelta(seconds=partner_timeout) + IN_FLIGHT_MARGIN
         self.callback_base = callback_base.rstrip("/")
         # Twilio can only authenticate to us with credentials embedded in the callback URL
         # (basic auth); it signs the URL without them, as the receiver rebuilds it.
@@ -179,9 +182,14 @@ class MessagingActivities:
         except PartnerRejected as rejected:
             await asyncio.to_thread(self._rejected, request, entry, rejected)
             return ContactOutcome(status="failed", channel=channel, reason=rejected.code[:64])
-        await asyncio.to_thread(self._sent, request, entry, message_id, "sent")
+        settled = await asyncio.to_thread(self._sent, request, entry, message_id, "sent")
         log.info("message.sent", journey=request.journey_ref, step=request.step_id, id=message_id)
-        return ContactOutcome(status="sent", channel=channel, message_id=message_id)
+        return ContactOutcome(
+            status="sent",
+            channel=channel,
+            message_id=message_id,
+            settled=settled,
+        )
 
     async def _gateway_send(
         self,
@@ -230,7 +238,7 @@ class MessagingActivities:
         if entry.provider_message_id:
             await asyncio.to_thread(self._sent, request, entry, entry.provider_message_id, "sent")
             return _outcome_of(entry, status="sent")
-        if utcnow() - entry.updated_at < IN_FLIGHT:
+        if utcnow() - entry.updated_at < self.in_flight:
             raise ContactInFlight("an earlier try may still be sending; looking again later")
         recipient = await asyncio.to_thread(self.gate.recipient, entry)
         if recipient is None:  # the address is gone: nothing to compare with
@@ -240,9 +248,14 @@ class MessagingActivities:
         except (PartnerUnavailable, PartnerRejected):
             return await self._unknown(request, entry, "lookup_failed")
         if found is not None:
-            await asyncio.to_thread(self._sent, request, entry, found, "reconciled")
+            settled = await asyncio.to_thread(self._sent, request, entry, found, "reconciled")
             log.info("message.reconciled", journey=request.journey_ref, step=request.step_id)
-            return ContactOutcome(status="sent", channel=entry.channel, message_id=found)
+            return ContactOutcome(
+                status="sent",
+                channel=entry.channel,
+                message_id=found,
+                settled=settled,
+            )
         if entry.channel in ("sms", "voice"):  # the gateway's own list says it never came
             return await self._deliver(request, entry, recipient)
         return await self._unknown(request, entry, "not_found")
@@ -286,13 +299,22 @@ class MessagingActivities:
     # -- store writes (in threads) -------------------------------------------------------
     def _sent(
         self, request: ContactRequest, entry: ContactLedgerEntry, message_id: str, how: str
-    ) -> None:
-        """The ledger row and its timeline note, in one transaction."""
+    ) -> Settled | None:
+        """The ledger row and its timeline note, in one transaction; then any receipt that
+        came before we knew the id (the gateway may call back before it answers us)."""
         summary = f"{entry.channel} {entry.purpose} {how}"
         note = _event(request, entry, "message.sent", summary, message_id=message_id)
         self.store.ledger.transition(
             entry.idempotency_key, "sent", provider_message_id=message_id, note=note
         )
+        settled: Settled | None = None
+        for early in self.store.callbacks.kept_for(message_id, "unknown_message"):
+            status = settled_status(early.type, early.data)
+            if status is not None and self.store.ledger.transition(
+                entry.idempotency_key, status, reason=early.data.get("error_code")
+            ):
+                settled = status
+        return settled
 
     def _rejected(
         self, request: ContactRequest, entry: ContactLedgerEntry, rejected: PartnerRejected
@@ -313,7 +335,7 @@ class MessagingActivities:
             patient_ref=entry.patient_ref, journey_ref=entry.journey_ref, step_id=entry.step_id,
         )  # fmt: skip
         message_id = f"task-{task.id}"
-        self._sent(request, entry, message_id, "task opened")
+        self._sent(request, entry, message_id, "task opened")  # a task has no receipt
         return ContactOutcome(status="sent", channel="task", message_id=message_id)
 
 

@@ -75,3 +75,6 @@ class ContactOutcome(BaseModel):
     message_id: str | None = Field(None, description="The gateway's id (SMS sid, call sid...).")
     until: datetime | None = Field(None, description="Deferred: decide again at this time.")
     reason: str | None = None
+    settled: Literal["delivered", "failed"] | None = Field(
+        None, description="Sent, and its receipt already in: no need to wait for it."
+    )

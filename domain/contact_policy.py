@@ -155,8 +155,8 @@ class PreferenceFacts(_Facts):
     """The patient's preferences in force."""
 
     channel_ranking: list[str] = Field(default_factory=list)
-    quiet_hours_start: time | None = Field(None, description="Allowed window start, local.")
-    quiet_hours_end: time | None = Field(None, description="Allowed window end, local.")
+    contact_from: time | None = Field(None, description="Allowed window start, local.")
+    contact_until: time | None = Field(None, description="Allowed window end, local.")
     do_not_contact: bool = False
 
 
@@ -421,8 +421,8 @@ def _window(
     start, end = rules.quiet_start, rules.quiet_end
     if preferences is None:
         return start, end
-    p_start = preferences.quiet_hours_start or start
-    p_end = preferences.quiet_hours_end or end
+    p_start = preferences.contact_from or start
+    p_end = preferences.contact_until or end
     if p_start == p_end:
         return start, end  # an empty window on file: the rules' one
     if not promotional:

@@ -28,6 +28,8 @@ from domain.events import CONTACT_CHANGED, MESSAGE_RECEIPT
 from domain.inbound import Intent, classify
 from domain.journey import patient_of
 from domain.partners import PartnerEvent
+from domain.receipts import RECEIPT_TYPES
+from domain.receipts import settled_status as settled_of
 from gateway.journeys import JourneyClosed, JourneyGateway, JourneyNotFound
 from gateway.visibility import JourneyFilter
 from store import Store
@@ -45,27 +47,11 @@ CARRIER_STOP = "21610"
 # Twilio ErrorCode 30006: a landline or unreachable carrier; texts cannot reach it.
 LANDLINE = "30006"
 # Receipts: facts about a message we sent, for the ledger (and a journey falling back).
-RECEIPTS = frozenset({"sms.status", "email.event", "voice.status"})
-# Gateway delivery statuses that settle a contact-ledger row (others are in-flight).
-RECEIPT_STATUS: dict[str, ContactStatus] = {
-    "delivered": "delivered",
-    "undelivered": "failed",
-    "failed": "failed",
-}
-# A call: answered or left as voicemail reached the patient; the rest did not.
-CALL_OUTCOME: dict[str, ContactStatus] = {
-    "answered": "delivered",
-    "voicemail": "delivered",
-    "no_answer": "failed",
-    "failed": "failed",
-}
+RECEIPTS = RECEIPT_TYPES
 
 
 def settled_status(event: PartnerEvent) -> ContactStatus | None:
-    if event.type == "voice.status":
-        return CALL_OUTCOME.get(str(event.data.get("outcome") or ""))
-    # SMS: Twilio's MessageStatus; email: the parser's terminal delivered / failed.
-    return RECEIPT_STATUS.get(str(event.data.get("status") or event.data.get("terminal") or ""))
+    return settled_of(event.type, event.data)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,20 @@ class CallbackRepository:
             s.commit()
             return row
 
+    def kept_for(self, correlation_key: str, reason: str) -> list[PartnerEvent]:
+        """Events kept under `reason` for one partner reference, oldest first: e.g. a
+        receipt that came before we knew the message's id."""
+        with session(self.engine) as s:
+            rows = s.exec(
+                select(UnmatchedCallback)
+                .where(
+                    UnmatchedCallback.correlation_key == correlation_key,
+                    UnmatchedCallback.reason == reason,
+                )
+                .order_by(col(UnmatchedCallback.id))
+            )
+            return [PartnerEvent.model_validate_json(r.payload) for r in rows if r.payload]
+
     def recent(self, limit: int = 100) -> list[UnmatchedCallback]:
         with session(self.engine) as s:
             return list(

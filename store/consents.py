@@ -283,8 +283,12 @@ class PreferenceChange(SQLModel):
 
     channel_ranking: list[str] | None = Field(default=None, description="e.g. ['sms', 'email'].")
     language: str | None = Field(default=None, max_length=16)
-    quiet_hours_start: time | None = Field(default=None, description="Override of 08:00 (local).")
-    quiet_hours_end: time | None = Field(default=None, description="Override of 20:00 (local).")
+    quiet_hours_start: time | None = Field(
+        default=None, description="No contact from (local; the default quiet hours begin 20:00)."
+    )
+    quiet_hours_end: time | None = Field(
+        default=None, description="...until (local; the default quiet hours end 08:00)."
+    )
     do_not_contact: bool | None = None
     reason: str | None = Field(default=None, max_length=64)
 

@@ -284,10 +284,12 @@ def _preferences(s: Session, patient_ref: str) -> PreferenceFacts | None:
     current = PreferenceRepository._current(s, patient_ref)
     if current is None:
         return None
+    # Stored as the patient put it: quiet from `quiet_hours_start` until `quiet_hours_end`;
+    # the policy takes the window in between the other way round, when contact is allowed.
     return PreferenceFacts(
         channel_ranking=list(current.channel_ranking),
-        quiet_hours_start=current.quiet_hours_start,
-        quiet_hours_end=current.quiet_hours_end,
+        contact_from=current.quiet_hours_end,
+        contact_until=current.quiet_hours_start,
         do_not_contact=current.do_not_contact,
     )
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from xml.etree import ElementTree
 
 from adapters.signatures import TWILIO_SIGNATURE_HEADER, twilio_signature
-from datetime import timedelta
-
 from store.ledger import ContactPlan
 from tests.api.conftest import ApiStack, new_patient
 

@@ -436,23 +436,23 @@ def test_quiet_deferral_takes_a_channel_whose_cap_frees_first() -> None:
 
 
 def test_preferred_window() -> None:
-    prefs = PreferenceFacts(quiet_hours_start=time(10), quiet_hours_end=time(18))
+    prefs = PreferenceFacts(contact_from=time(10), contact_until=time(18))
     d = run(prefs=prefs, now=local(9))
     assert (d.reason, d.until) == ("quiet_hours", local(10))
     assert run(prefs=prefs, now=local(18)).until == local(10, day=11)
     # Only one bound set: the other is the rules'.
-    late = PreferenceFacts(quiet_hours_end=time(21))
+    late = PreferenceFacts(contact_until=time(21))
     assert run(prefs=late, now=local(20, 30)).action == "send"
     assert run(prefs=late, now=local(7, 30)).reason == "quiet_hours"
 
 
 def test_a_preferred_window_never_widens_the_law_for_promotional() -> None:
-    wide = PreferenceFacts(quiet_hours_start=time(6), quiet_hours_end=time(22))
+    wide = PreferenceFacts(contact_from=time(6), contact_until=time(22))
     promo: dict[str, Any] = {"purpose": "marketing", "message_class": "promotional"}
     assert run(prefs=wide, now=local(7), **promo).until == local(8)
     assert run(prefs=wide, now=local(21), **promo).reason == "quiet_hours"
     assert run(prefs=wide, now=local(21)).action == "send"  # clinical: the patient's window
-    narrow = PreferenceFacts(quiet_hours_start=time(12), quiet_hours_end=time(13))
+    narrow = PreferenceFacts(contact_from=time(12), contact_until=time(13))
     assert run(prefs=narrow, now=local(11), **promo).until == local(12)
 
 
@@ -571,7 +571,7 @@ def test_facts_are_read_from_store_rows() -> None:
     )
     facts = ConsentFacts.model_validate(row)
     assert (facts.address, facts.method, facts.in_force(NOW)) == (PHONE, "verbal", True)
-    pref = Preference(patient_ref="p1", channel_ranking=["email"], quiet_hours_start=time(9))
+    pref = Preference(patient_ref="p1", channel_ranking=["email"], do_not_contact=False)
     prefs = PreferenceFacts.model_validate(pref)
-    assert (prefs.channel_ranking, prefs.quiet_hours_start) == (["email"], time(9))
+    assert (prefs.channel_ranking, prefs.do_not_contact) == (["email"], False)
     assert run(consents=[facts], prefs=prefs, channels=["sms", "email"]).detail_allowed

@@ -290,8 +290,8 @@ def situations(draw: st.DrawFn, promotional: bool | None = None) -> dict[str, An
         | st.builds(
             PreferenceFacts,
             channel_ranking=st.lists(st.sampled_from(CHANNELS), max_size=3),
-            quiet_hours_start=hours,
-            quiet_hours_end=hours,
+            contact_from=hours,
+            contact_until=hours,
         )
     )
     return {
@@ -320,8 +320,8 @@ def assert_lawful(decision: Decision, facts: dict[str, Any], rules: ContactRules
         if message.message_class == "promotional" or prefs is None:
             assert allowed(now, decision.timezone, rules.quiet_start, rules.quiet_end)
         if prefs is not None:
-            start = prefs.quiet_hours_start or rules.quiet_start
-            end = prefs.quiet_hours_end or rules.quiet_end
+            start = prefs.contact_from or rules.quiet_start
+            end = prefs.contact_until or rules.quiet_end
             overlap = start < end and max(start, rules.quiet_start) < min(end, rules.quiet_end)
             if start != end and (message.message_class != "promotional" or overlap):
                 assert allowed(now, decision.timezone, start, end)

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
-from tests.e2e.conftest import Stack
+from store.ledger import ContactLedgerEntry
+from tests.e2e.conftest import FAST_PARAMS, PROGRAM, Stack
 
 
 async def text_from(stack: Stack, phone: str, body: str) -> dict[str, Any]:
@@ -55,11 +58,61 @@ async def test_stop_mid_journey_suppresses_every_later_message(stack: Stack) -> 
         contacts = (await api.get(url)).json()
     assert contacts["opted_out"] is True
     assert [(c["step_id"], c["status"], c["reason"]) for c in contacts["contacts"]] == [
-        ("welcome", "suppressed", "opted_out"), ("refill_reminder", "suppressed", "opted_out")
+        (None, "sent", "opt_out_confirmation"),  # the one confirmation a STOP may get
+        ("welcome", "suppressed", "opted_out"), ("refill_reminder", "suppressed", "opted_out"),
     ]  # fmt: skip
+    # Twilio sent the TwiML answer to the patient's number: one text, the confirmation.
+    replies = [m for m in all_messages(stack) if m["to"] == phone]
+    assert ["unsubscribed" in m["body"] for m in replies] == [True]
 
     await text_from(stack, phone, "START")
     await until_opted_out(stack, patient, False)
+
+
+async def test_a_message_waiting_for_quiet_hours_is_suppressed_the_moment_stop_arrives(
+    stack: Stack,
+) -> None:
+    """Real time (time scale 1): the welcome waits hours for the patient's quiet hours to
+    end; their STOP reaches the running journey, which decides again at once."""
+    phone = "+15555550185"
+    patient = stack.new_patient({"pa": "approve"}, phone=phone)
+    now = datetime.now(ZoneInfo("America/New_York"))
+    quiet = {"start": f"{(now - timedelta(hours=1)):%H:%M}",
+             "end": f"{(now + timedelta(hours=3)):%H:%M}"}  # fmt: skip
+    async with httpx.AsyncClient(base_url=stack.receiver_url, headers=stack.admin_headers) as api:
+        put = await api.put(
+            f"/v1/patients/{stack.external[patient]}/preferences", json={"quiet_hours": quiet}
+        )
+        assert put.status_code == 200, put.text
+        started = await api.post("/v1/journeys", json={
+            "template": "specialty_start", "patient_id": stack.external[patient],
+            "program": PROGRAM, "params": FAST_PARAMS, "time_scale": 1.0,
+        })  # fmt: skip
+        assert started.status_code == 201, started.text
+    journey = str(started.json()["journey_id"])
+    row = await until_ledger(stack, f"{journey}/welcome/1", "deferred")
+    assert row.reason == "quiet_hours" and row.defer_until is not None
+    assert timedelta(hours=2) < row.defer_until - datetime.now(UTC) <= timedelta(hours=3)
+
+    await text_from(stack, phone, "stop texting me please")
+    row = await until_ledger(stack, f"{journey}/welcome/1", "suppressed")
+    assert row.reason == "opted_out"
+    assert [m for m in stack.messages(patient) if m["channel"] == "sms"] == []
+    await stack.journeys.cancel(journey, "test_done")
+
+
+async def until_ledger(stack: Stack, key: str, status: str) -> ContactLedgerEntry:
+    deadline = time.monotonic() + 20
+    while (row := stack.store.ledger.get(key)) is None or row.status != status:
+        assert time.monotonic() < deadline, f"{key} never became {status}: {row}"
+        await asyncio.sleep(0.05)
+    return row
+
+
+def all_messages(stack: Stack) -> list[dict[str, Any]]:
+    rows = httpx.get(f"{stack.sandbox_url}/_sandbox/messages")
+    rows.raise_for_status()
+    return list(rows.json())
 
 
 async def test_help_and_free_text_go_to_a_person_and_change_nothing(stack: Stack) -> None:

@@ -164,20 +164,29 @@ async def test_payer_outage_is_retried_until_it_recovers(stack: Stack) -> None:
     assert time.monotonic() - began >= 2.5
 
 
-async def test_missing_consent_suppresses_texts_and_flags_the_journey(stack: Stack) -> None:
+async def test_missing_consent_sends_no_text_and_the_hub_calls_instead(stack: Stack) -> None:
+    """No consent for any automated channel: no text, email or call goes out. The welcome
+    allows a person as its last channel, so the hub gets a task to call; the refill
+    reminder allows only automated channels and is suppressed."""
     patient = stack.new_patient({"pa": "approve"}, sms_consent=False)
     journey = await stack.start(patient)
     state = await stack.finished(journey)
 
     assert state.status == "completed"
     outcomes = {s.step_id: s.outcome for s in state.completed_steps}
-    assert outcomes["welcome"] == "suppressed:no_consent"
+    assert outcomes["welcome"] == "sent:task"
+    assert outcomes["refill_reminder"] == "suppressed:no_consent"
     assert stack.messages(patient) == []
-    ledger = {e.step_id: (e.status, e.reason) for e in stack.store.ledger.for_patient(patient)}
+    rows = stack.store.ledger.for_patient(patient)
+    ledger = {e.step_id: (e.channel, e.status, e.reason) for e in rows}
     assert ledger == {
-        "welcome": ("suppressed", "no_consent"),
-        "refill_reminder": ("suppressed", "no_consent"),
+        "welcome": ("task", "sent", None),
+        "refill_reminder": ("sms", "suppressed", "no_consent"),
     }
+    [task] = stack.store.tasks.for_patient(patient)
+    assert (task.kind, task.owner_role, task.journey_ref, task.step_id) == (
+        "outreach_call", "patient_navigator", journey, "welcome",
+    )  # fmt: skip
 
 
 async def test_webhook_rejects_forgery_and_keeps_orphans(stack: Stack) -> None:

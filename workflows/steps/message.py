@@ -58,11 +58,16 @@ async def message(j: JourneyInterpreter, step: MessageStep, resume: list[Frame] 
     while True:
         outcome = await j.rt.contact(request)
         if outcome.status == "deferred" and outcome.until is not None:
-            await j.wait([CONTACT_CHANGED], j.start.patient_ref, outcome.until, step)
-            request = request.model_copy(update={"at": j.rt.now()})
+            changed = await j.wait([CONTACT_CHANGED], j.start.patient_ref, outcome.until, step)
+            # Woken by the timer: it is `until` at least (a scaled clock may read a hair
+            # early, which would land back in quiet hours and defer a whole day again).
+            at = j.rt.now() if changed is not None else max(j.rt.now(), outcome.until)
+            request = request.model_copy(update={"at": at})
             continue
         if outcome.status in ("sent", "failed") and _fallback_left(request, outcome):
-            settled = await _receipt(j, step, outcome) if outcome.status == "sent" else "rejected"
+            settled = outcome.settled or (
+                await _receipt(j, step, outcome) if outcome.status == "sent" else "rejected"
+            )
             if settled != "delivered":
                 j.rt.note(
                     "message.fallback", f"{request.attempt_key}/fallback",
@@ -91,9 +96,12 @@ def _fallback_left(request: ContactRequest, outcome: ContactOutcome) -> bool:
 
 
 async def _receipt(j: JourneyInterpreter, step: MessageStep, outcome: ContactOutcome) -> str:
-    """delivered, failed (with the gateway's code) or no_receipt."""
+    """delivered, failed (with the gateway's code) or no_receipt.
+
+    The window is wall-clock time: a gateway's latency does not shrink with a demo
+    journey's time scale (journey time runs `time_scale` times faster)."""
     assert outcome.message_id is not None
-    deadline = j.rt.now() + j.duration(step.receipt_window)
+    deadline = j.rt.now() + j.duration(step.receipt_window) * j.start.time_scale
     event = await j.wait([MESSAGE_RECEIPT], outcome.message_id, deadline, step)
     if event is None:
         return "no_receipt"
