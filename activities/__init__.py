@@ -6,13 +6,12 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from adapters.voice import VoiceClient
-
 from activities.messaging import MessagingActivities
 from activities.partners import PartnerActivities
 from activities.timeline import TimelineActivities
 from adapters.email import EmailClient
 from adapters.sms import SmsClient
+from adapters.voice import VoiceClient
 from domain.partner_actions import ACTIONS
 from settings import Settings
 from store import Store
