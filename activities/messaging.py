@@ -38,6 +38,7 @@ from domain.receipts import Settled, settled_status
 from store import Store
 from store.contact_gate import ContactAttempt, ContactGate, Recipient
 from store.ledger import ContactLedgerEntry
+from store.receipts import apply_receipt
 from store.timeline import TimelineEvent
 from store.types import utcnow
 
@@ -309,11 +310,8 @@ class MessagingActivities:
         )
         settled: Settled | None = None
         for early in self.store.callbacks.kept_for(message_id, "unknown_message"):
-            status = settled_status(early.type, early.data)
-            if status is not None and self.store.ledger.transition(
-                entry.idempotency_key, status, reason=early.data.get("error_code")
-            ):
-                settled = status
+            if apply_receipt(self.store, entry, early, None):
+                settled = settled_status(early.type, early.data)
         return settled
 
     def _rejected(

@@ -34,6 +34,7 @@ from gateway.journeys import JourneyClosed, JourneyGateway, JourneyNotFound
 from gateway.visibility import JourneyFilter
 from store import Store
 from store.ledger import ContactPlan, ContactStatus
+from store.receipts import apply_receipt
 from store.timeline import TimelineEvent
 
 log = structlog.get_logger("callbacks")
@@ -42,10 +43,6 @@ Outcome = Literal["delivered", "recorded", "kept_for_review", "opted_out", "opte
 
 REPLY = "sms.reply"
 DEFAULT_PROGRAM = {"program_name": "Pitwall Patient Support", "help_contact": "1-800-555-0100"}
-# Twilio ErrorCode 21610: the recipient has opted out at the carrier (replied STOP).
-CARRIER_STOP = "21610"
-# Twilio ErrorCode 30006: a landline or unreachable carrier; texts cannot reach it.
-LANDLINE = "30006"
 # Receipts: facts about a message we sent, for the ledger (and a journey falling back).
 RECEIPTS = RECEIPT_TYPES
 
@@ -274,21 +271,18 @@ class CallbackService:
             return None
         entry = self.store.ledger.by_provider_message_id(event.correlation_key)
         if entry is None:
+            # Before the gateway's answer told us the id (it may call back first): keep it,
+            # then look again, since the activity, having written the id, looks at what was
+            # kept. Each side writes, then reads the other: one of them applies it.
             self.store.callbacks.keep(partner, event, "unknown_message")
-            return None
+            entry = self.store.ledger.by_provider_message_id(event.correlation_key)
+            if entry is None:
+                return None
         note = self._timeline_event(
             partner, event.model_copy(update={"journey_ref": entry.journey_ref})
         )
+        moved = apply_receipt(self.store, entry, event, note)
         error_code = event.data.get("error_code")
-        moved = self.store.ledger.transition(
-            entry.idempotency_key, settled, reason=error_code, note=note
-        )
-        if error_code == CARRIER_STOP:  # the recipient replied STOP at the carrier
-            self.store.changes.opt_out(entry.patient_ref, "carrier_stop", event.event_id)
-        if error_code == LANDLINE:  # texts cannot reach this number: stop texting it
-            patient = self.store.patients.get(entry.patient_ref)
-            if patient is not None and patient.phone:
-                self.store.reachability.mark(entry.patient_ref, "sms", patient.phone, "landline")
         if not (moved and entry.awaits_receipt):
             return None
         return PartnerEvent(

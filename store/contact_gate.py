@@ -175,8 +175,9 @@ class ContactGate:
                 "step_id": attempt.step_id,
                 "purpose": attempt.purpose,
                 "message_class": attempt.message_class,
-                # The first row of a content for a reason holds its dedupe key.
-                "dedupe_key": None if duplicate else attempt.dedupe_key,
+                # The first row of a content for a reason holds its dedupe key; a fallback
+                # (the same content on the next channel) holds it with its number.
+                "dedupe_key": None if duplicate else _dedupe_key(attempt),
                 "content_ref": attempt.content_ref,
                 "attempt": attempt.attempt,
                 "sent_at": None,
@@ -302,6 +303,7 @@ def _history(s: Session, attempt: ContactAttempt) -> list[PastContact]:
             or_(
                 col(ContactLedgerEntry.sent_at) >= attempt.at - HISTORY,
                 col(ContactLedgerEntry.dedupe_key) == attempt.dedupe_key,
+                col(ContactLedgerEntry.dedupe_key).startswith(f"{attempt.dedupe_key}#"),
             ),
         )
     )
@@ -311,10 +313,14 @@ def _history(s: Session, attempt: ContactAttempt) -> list[PastContact]:
             purpose=r.purpose,
             status=r.status,
             sent_at=r.sent_at,
-            dedupe_key=r.dedupe_key,
+            dedupe_key=r.dedupe_key.split("#", 1)[0] if r.dedupe_key else None,
         )
         for r in rows
     ]
+
+
+def _dedupe_key(attempt: ContactAttempt) -> str:
+    return attempt.dedupe_key if attempt.attempt == 0 else f"{attempt.dedupe_key}#{attempt.attempt}"
 
 
 def _note(

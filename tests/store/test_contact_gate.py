@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from sqlalchemy import Engine
 
 from store import Store
-from store.consents import ConsentGrant, PreferenceChange
+from store.consents import PreferenceChange
 from store.contact_gate import ContactAttempt, ContactGate, Decided
 from store.ledger import ContactLedgerEntry
 from store.patients import PatientDetails
@@ -89,9 +89,7 @@ def test_a_landline_number_is_not_texted(store: Store) -> None:
     ref = patient(store)
     store.directory.grant_consent(ref, "email", "treatment", PROGRAM)
     store.reachability.mark(ref, "sms", PHONE, "landline")
-    decided = ContactGate(store.engine).decide(
-        attempt(ref, "j/welcome", channels=("sms", "email"))
-    )
+    decided = ContactGate(store.engine).decide(attempt(ref, "j/welcome", channels=("sms", "email")))
     assert decided.decision is not None and decided.decision.channel == "email"
 
 
