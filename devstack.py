@@ -148,6 +148,8 @@ def main() -> int:
             f"{86400 / settings.stack.demo_time_scale:g} s):\n" + "\n".join(lines) + "\n\n"
             "Try: .venv/bin/temporal workflow list    |    "
             "python starter.py journeys --patient demo-pended\n"
+            "Texts: python starter.py contacts demo-stop    |    "
+            "python starter.py text demo-approve HELP\n"
             "Ctrl-C stops everything; run again to resume the same journeys.",
             flush=True,
         )

@@ -23,6 +23,7 @@ from cli.contacts import contacts as contacts_command
 from cli.keys import app as keys_app
 from cli.patients import app as patients_app
 from cli.templates import app as templates_app
+from cli.texts import text as text_command
 from cli.timeline import open_store
 from cli.timeline import timeline as timeline_command
 from contract.journeys import StartJourney
@@ -251,6 +252,7 @@ def config_table() -> str:
 
 app.command("timeline")(timeline_command)
 app.command("contacts")(contacts_command)
+app.command("text")(text_command)
 
 
 def main() -> None:

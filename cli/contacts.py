@@ -39,13 +39,12 @@ def contacts(
         typer.echo(f"no contact decisions for {patient_ref}")
         return
     table = Table(title=title)
-    for column in ("decided (UTC)", "journey", "step", "channel", "purpose", "status", "why",
+    for column in ("decided (UTC)", "journey", "step", "content", "purpose", "decision",
                    "history"):  # fmt: skip
         table.add_column(column, overflow="fold")
     for c in found.contacts:
-        why = c.reason or (f"until {c.defer_until:%Y-%m-%d %H:%M}" if c.defer_until else "")
         table.add_row(
             f"{c.decided_at:%Y-%m-%d %H:%M:%S}", (c.journey_id or "-").removeprefix("journey/"),
-            c.step_id or "-", c.channel, c.purpose, c.status, why, " → ".join(c.history),
+            c.step_id or "-", c.content or "-", c.purpose, c.decision, " → ".join(c.history),
         )  # fmt: skip
     console.print(table)

@@ -286,10 +286,18 @@ class ContactOut(BaseModel):
     channel: str
     purpose: str
     message_class: str
-    status: str = Field(description="planned, sent, delivered, failed, deferred, suppressed.")
+    content: str | None = Field(None, description="Approved content and version, e.g. welcome@1.")
+    attempt: int = Field(0, description="0 the first channel; n the n-th fallback.")
+    status: str = Field(
+        description="sending, sent, delivered, failed, deferred, suppressed, unknown."
+    )
     reason: str | None = Field(None, description="Why suppressed, deferred or failed (a code).")
     defer_until: datetime | None = None
     sent_at: datetime | None = None
+    decision: str = Field(
+        description="In a line: sent, deferred until when and why, or suppressed because.",
+        examples=["deferred until 2026-12-03 13:00Z (quiet_hours)"],
+    )
     history: list[str] = Field(description="Every state it went through, oldest first.")
 
 

@@ -39,6 +39,7 @@ class DemoPatient:
     phone: str
     sms_consent: bool = True
     context: dict[str, Any] = field(default_factory=lambda: {"timezone": "America/New_York"})
+    texts: tuple[str, ...] = ()  # what the patient texts once the journey runs
 
 
 DEMO_PATIENTS = (
@@ -69,10 +70,18 @@ DEMO_PATIENTS = (
     ),
     DemoPatient(
         "demo-no-consent",
-        "No SMS consent on file: welcome text suppressed, journey flagged",
+        "No consent for texts: no text goes; the hub gets a task to call instead",
         {"pa": "approve"},
         "+15555550106",
         sms_consent=False,
+    ),
+    DemoPatient(
+        "demo-stop",
+        "Texts HELP (answered), then STOP while the PA is pended: one confirmation, and "
+        "every later message suppressed",
+        {"pa": "pend_approve", "pend_seconds": 20},
+        "+15555550107",
+        texts=("HELP", "STOP"),
     ),
 )
 
@@ -130,7 +139,18 @@ async def start_journeys(
             )
         )
         started.append(DemoJourney(patient, patient_ref, ack))
+    for patient in DEMO_PATIENTS:
+        for body in patient.texts:
+            await text_from(sandbox_url, patient.phone, body)
     return started
+
+
+async def text_from(sandbox_url: str, phone: str, body: str) -> str:
+    """The patient's text, posted by the sandbox's carrier to our signed SMS webhook."""
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
+        sent = await http.post("/_sandbox/sms/inbound", json={"from": phone, "body": body})
+        sent.raise_for_status()
+        return str(sent.json()["message_sid"])
 
 
 DEV_KEYS: dict[str, list[str]] = {

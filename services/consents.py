@@ -72,10 +72,25 @@ def entry_out(e: TimelineEntry) -> TimelineEntryOut:
 def contact_out(e: ContactLedgerEntry, history: list[ContactEvent]) -> ContactOut:
     return ContactOut(
         decided_at=e.decided_at, journey_id=e.journey_ref, step_id=e.step_id, program=e.program,
-        channel=e.channel, purpose=e.purpose, message_class=e.message_class, status=e.status,
-        reason=e.reason, defer_until=e.defer_until, sent_at=e.sent_at,
+        channel=e.channel, purpose=e.purpose, message_class=e.message_class,
+        content=e.content_ref, attempt=e.attempt, status=e.status, reason=e.reason,
+        defer_until=e.defer_until, sent_at=e.sent_at, decision=decision_line(e),
         history=[f"{h.status}: {h.reason}" if h.reason else h.status for h in history],
     )  # fmt: skip
+
+
+def decision_line(e: ContactLedgerEntry) -> str:
+    """What an operator wants to read first: what happened, and why."""
+    via = f"{e.channel}" + (f" (fallback {e.attempt})" if e.attempt else "")
+    if e.status == "deferred" and e.defer_until is not None:
+        return f"deferred until {e.defer_until:%Y-%m-%d %H:%MZ} ({e.reason})"
+    if e.status == "suppressed":
+        return f"suppressed because {e.reason}"
+    if e.status == "failed":
+        return f"{via} failed ({e.reason})"
+    if e.status == "unknown":
+        return f"{via} outcome unknown ({e.reason}): a task asks a person to find out"
+    return f"{e.status} by {via}"
 
 
 def preference_change(body: PreferencesPut) -> PreferenceChange:
