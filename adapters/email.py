@@ -39,8 +39,7 @@ import httpx
 
 from adapters._common import load_json, now, parse_time
 from adapters.errors import CallbackInvalid, PartnerUnavailable
-from adapters.http import PartnerClient
-from adapters.sms import ReadablePartnerHttp
+from adapters.http import PartnerClient, PartnerHttp
 from domain.partners import EmailRequest, EmailResult, PartnerEvent
 
 PARTNER = "email"
@@ -152,7 +151,7 @@ class EmailClient(PartnerClient):
         http: httpx.AsyncClient | None = None,
         timeout: float = 10.0,
     ) -> None:
-        self._http: ReadablePartnerHttp = ReadablePartnerHttp(
+        self._http: PartnerHttp = PartnerHttp(
             PARTNER,
             base_url,
             http=http,

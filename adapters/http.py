@@ -120,10 +120,20 @@ class PartnerHttp:
             kwargs["data"] = dict(data)
         elif content is not None:
             kwargs["content"] = content
+        return await self._request("POST", path, kwargs)
+
+    async def get(self, path: str, *, params: Mapping[str, str] | None = None) -> httpx.Response:
+        """GET ``base_url + path`` (a path, or a partner-given ``/…`` page URI)."""
+        kwargs: dict[str, Any] = {"headers": dict(self._headers), "timeout": self._timeout}
+        if params is not None:
+            kwargs["params"] = dict(params)
+        return await self._request("GET", path, kwargs)
+
+    async def _request(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
         if self._auth is not None:
             kwargs["auth"] = self._auth
         try:
-            response = await self._http.post(self.base_url + path, **kwargs)
+            response = await self._http.request(method, self.base_url + path, **kwargs)
         except httpx.TimeoutException as exc:
             raise PartnerUnavailable(self.partner, None, f"timeout: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:

@@ -43,13 +43,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
 from adapters._common import now, parse_time
 from adapters.errors import CallbackInvalid, PartnerUnavailable
-from adapters.http import PartnerClient, PartnerHttp
+from adapters.http import ErrorClassifier, PartnerClient, PartnerHttp
 from domain.partners import PartnerEvent, SmsRequest, SmsResult
 
 PARTNER = "sms"
@@ -100,27 +100,6 @@ RECEIPT_ERRORS = {
 MAX_PAGES = 10
 
 
-class ReadablePartnerHttp(PartnerHttp):
-    """PartnerHttp plus GET (lookups for reconciliation), with the same error mapping."""
-
-    async def get(self, path: str, *, params: Mapping[str, str] | None = None) -> httpx.Response:
-        """GET ``base_url + path`` (a path, or a partner-given ``/…`` page URI)."""
-        kwargs: dict[str, Any] = {"headers": dict(self._headers), "timeout": self._timeout}
-        if params is not None:
-            kwargs["params"] = dict(params)
-        if self._auth is not None:
-            kwargs["auth"] = self._auth
-        try:
-            response = await self._http.get(self.base_url + path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise PartnerUnavailable(self.partner, None, f"timeout: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            raise PartnerUnavailable(
-                self.partner, None, f"connection error: {type(exc).__name__}"
-            ) from exc
-        return self.check(response)
-
-
 def twilio_time(value: Any) -> datetime | None:
     """Twilio's RFC 2822 dates (``date_created``…) → aware UTC; None when absent/invalid."""
     if not isinstance(value, str) or not value:
@@ -139,7 +118,7 @@ def since_floor(since: datetime) -> datetime:
 
 
 async def list_pages(
-    http: ReadablePartnerHttp, path: str, params: Mapping[str, str], key: str
+    http: PartnerHttp, path: str, params: Mapping[str, str], key: str
 ) -> list[Mapping[str, Any]]:
     """Every resource of a Twilio list (``key``: "messages", "calls"), following
     ``next_page_uri`` up to MAX_PAGES pages."""
@@ -172,12 +151,18 @@ def _sms_result(resource: Any, status_code: int) -> SmsResult:
     return SmsResult(message_sid=sid, status=status, error_code=error_code)
 
 
-def _classify(response: httpx.Response, body: Any) -> tuple[str | None, str]:
-    detail = f"HTTP {response.status_code}"
-    code = body.get("code") if isinstance(body, Mapping) else None
-    if isinstance(code, int) and not isinstance(code, bool):
-        return TWILIO_ERROR_CODES.get(code), f"{detail}; Twilio error {code}"
-    return None, detail
+def twilio_classifier(codes: Mapping[int, str]) -> ErrorClassifier:
+    """Twilio's JSON error `code` → our stable code (its message is dropped: it may echo
+    the number)."""
+
+    def classify(response: httpx.Response, body: Any) -> tuple[str | None, str]:
+        detail = f"HTTP {response.status_code}"
+        code = body.get("code") if isinstance(body, Mapping) else None
+        if isinstance(code, int) and not isinstance(code, bool):
+            return codes.get(code), f"{detail}; Twilio error {code}"
+        return None, detail
+
+    return classify
 
 
 def _form_value(form: Mapping[str, str], *keys: str) -> str | None:
@@ -262,7 +247,12 @@ def parse_callback(form: Mapping[str, str], journey_ref: str | None = None) -> P
     return parse_status_callback(form, journey_ref)
 
 
-class SmsClient(PartnerClient):
+class TwilioClient(PartnerClient):
+    """One Twilio account: basic auth, JSON answers, the number we send from."""
+
+    partner: ClassVar[str] = PARTNER
+    error_codes: ClassVar[Mapping[int, str]] = TWILIO_ERROR_CODES
+
     def __init__(
         self,
         base_url: str,
@@ -274,12 +264,12 @@ class SmsClient(PartnerClient):
         *,
         send_refs: bool = True,
     ) -> None:
-        self._http: ReadablePartnerHttp = ReadablePartnerHttp(
-            PARTNER,
+        self._http: PartnerHttp = PartnerHttp(
+            self.partner,
             base_url,
             http=http,
             timeout=timeout,
-            classify=_classify,
+            classify=twilio_classifier(self.error_codes),
             auth=(account_sid, auth_token),
             headers={"Accept": "application/json"},
         )
@@ -287,6 +277,8 @@ class SmsClient(PartnerClient):
         self.from_number = from_number
         self.send_refs = send_refs
 
+
+class SmsClient(TwilioClient):
     @property
     def _messages(self) -> str:
         return f"/2010-04-01/Accounts/{self.account_sid}/Messages"

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
@@ -37,8 +37,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from adapters._common import now
 from adapters.errors import CallbackInvalid, PartnerUnavailable
-from adapters.http import PartnerClient
-from adapters.sms import ReadablePartnerHttp, list_pages, since_floor, twilio_time
+from adapters.sms import TwilioClient, list_pages, since_floor, twilio_time
 from domain.partners import PartnerEvent, VoiceRequest, VoiceResult
 
 PARTNER = "voice"
@@ -75,14 +74,6 @@ TWILIO_ERROR_CODES = {
     21215: "voice.region_not_permitted",
     21216: "voice.region_not_permitted",
 }
-
-
-def _classify(response: httpx.Response, body: Any) -> tuple[str | None, str]:
-    detail = f"HTTP {response.status_code}"
-    code = body.get("code") if isinstance(body, Mapping) else None
-    if isinstance(code, int) and not isinstance(code, bool):
-        return TWILIO_ERROR_CODES.get(code), f"{detail}; Twilio error {code}"
-    return None, detail
 
 
 def twilio_language(language: str) -> str:
@@ -153,7 +144,10 @@ def _voice_result(resource: Any, status_code: int) -> VoiceResult:
     )
 
 
-class VoiceClient(PartnerClient):
+class VoiceClient(TwilioClient):
+    partner: ClassVar[str] = PARTNER
+    error_codes: ClassVar[Mapping[int, str]] = TWILIO_ERROR_CODES
+
     def __init__(
         self,
         base_url: str,
@@ -167,18 +161,9 @@ class VoiceClient(PartnerClient):
         voices: Mapping[str, str] | None = None,
         machine_detection: str | None = "DetectMessageEnd",
     ) -> None:
-        self._http: ReadablePartnerHttp = ReadablePartnerHttp(
-            PARTNER,
-            base_url,
-            http=http,
-            timeout=timeout,
-            classify=_classify,
-            auth=(account_sid, auth_token),
-            headers={"Accept": "application/json"},
+        super().__init__(
+            base_url, account_sid, auth_token, from_number, http, timeout, send_refs=send_refs
         )
-        self.account_sid = account_sid
-        self.from_number = from_number
-        self.send_refs = send_refs
         self.voices = dict(voices or DEFAULT_VOICES)
         self.machine_detection = machine_detection
 

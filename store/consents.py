@@ -15,6 +15,7 @@ from typing import ClassVar, Literal, get_args
 from sqlalchemy import JSON, ColumnElement, Engine, String, func, update
 from sqlmodel import Field, Session, SQLModel, col, or_, select
 
+from domain.contact_policy import ConsentFacts
 from store.db import session
 from store.phi import RedactedRepr
 from store.types import UtcDateTime, utcnow
@@ -71,12 +72,8 @@ class Consent(RedactedRepr, ConsentGrant, table=True):
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
     def in_force(self, at: datetime) -> bool:
-        return (
-            self.status == "active"
-            and self.revoked_at is None
-            and self.granted_at <= at
-            and (self.expires_at is None or at < self.expires_at)
-        )
+        """The contact policy's rule (domain.contact_policy), on this row."""
+        return ConsentFacts.model_validate(self, from_attributes=True).in_force(at)
 
 
 def _in_force_clause(at: datetime) -> tuple[ColumnElement[bool], ...]:
