@@ -167,7 +167,8 @@ class MessagingActivities:
             channel,
             recipient.language,
             values,
-            detail_allowed=recipient.detail_allowed,
+            # A call may end on a voicemail anyone at that phone can hear: never detail.
+            detail_allowed=recipient.detail_allowed and channel != "voice",
         )
         return rendered.text, rendered.subject
 
