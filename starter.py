@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 from cli.contacts import contacts as contacts_command
 from cli.keys import app as keys_app
 from cli.patients import app as patients_app
+from cli.tasks import app as tasks_app
 from cli.templates import app as templates_app
 from cli.texts import text as text_command
 from cli.timeline import open_store
@@ -48,6 +49,7 @@ app = typer.Typer(help="Pitwall: start, inspect and steer therapy journeys.", no
 app.add_typer(templates_app, name="templates")
 app.add_typer(patients_app, name="patients")
 app.add_typer(keys_app, name="keys")
+app.add_typer(tasks_app, name="tasks")
 
 T = TypeVar("T")
 

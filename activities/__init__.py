@@ -8,6 +8,7 @@ from typing import Any
 
 from activities.messaging import MessagingActivities
 from activities.partners import PartnerActivities
+from activities.tasks import TaskActivities
 from activities.timeline import TimelineActivities
 from adapters.email import EmailClient
 from adapters.sms import SmsClient
@@ -60,4 +61,5 @@ def build_activities(settings: Settings, store: Store) -> list[Callable[..., Any
         messaging.contact,
         messaging.send,
         TimelineActivities(store.timeline).record,
+        TaskActivities(store.tasks).record,
     ]

@@ -24,6 +24,7 @@ from temporalio.client import Client
 from api import errors, openapi
 from api import journeys as journeys_api
 from api import patients as patients_api
+from api import tasks as tasks_api
 from api import templates as templates_api
 from api.catalog import TemplateCatalog
 from api.webhooks import Webhooks
@@ -123,6 +124,7 @@ def create_app(
     app.include_router(journeys_api.router)
     app.include_router(templates_api.router)
     app.include_router(patients_api.router)
+    app.include_router(tasks_api.router)
     app.include_router(webhooks.router())
 
     @app.get("/healthz", tags=["ops"])

@@ -16,6 +16,8 @@ Scopes per route (the OpenAPI document lists them too):
 - journeys:read   GET /v1/journeys, GET /v1/journeys/{id}, GET /v1/templates[/{id}]
 - patients:read   GET /v1/patients/{ref}[/timeline | /consents | /preferences]
 - patients:write  POST /v1/patients/{ref}/consents[/revoke], PUT .../preferences
+- tasks:read      GET /v1/tasks, GET /v1/tasks/{id}
+- tasks:write     POST /v1/tasks/{id}/assign, /reassign, /complete
 - webhooks:{partner}  POST /v1/webhooks/{partner} (if PITWALL_RECEIVER_REQUIRE_WEBHOOK_KEYS)
 - none            /healthz, /openapi.json, /docs
 """

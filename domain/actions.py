@@ -78,3 +78,16 @@ class ContactOutcome(BaseModel):
     settled: Literal["delivered", "failed"] | None = Field(
         None, description="Sent, and its receipt already in: no need to wait for it."
     )
+
+
+class TaskChange(SideEffect):
+    """What happened to a journey's human task, for the task queue (the store)."""
+
+    change: Literal["opened", "escalated", "completed", "abandoned"]
+    task_id: str = Field(description="The journey's own task id, e.g. schedule_training-1.")
+    title: str = ""
+    role: str
+    priority: Literal["routine", "urgent", "asap", "stat"] = "routine"
+    opened_at: datetime
+    due_at: datetime | None = None
+    outcome: str | None = None

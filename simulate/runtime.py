@@ -24,6 +24,7 @@ from domain.actions import (
     MessageOutcome,
     OutboundMessage,
     PartnerCall,
+    TaskChange,
 )
 from domain.events import MESSAGE_RECEIPT
 from domain.journey import JourneyMemory, JourneyStart, JourneyState
@@ -81,6 +82,7 @@ class VirtualRuntime:
         )
         # Contacts through the policy; scripted like partners (default: sent, first channel).
         self.contacts: list[ContactRequest] = []
+        self.task_changes: list[TaskChange] = []
         self.contact_outcome: Callable[[ContactRequest], ContactOutcome] = lambda r: ContactOutcome(
             status="sent",
             channel=next(c for c in r.channels if c not in r.exclude),
@@ -154,6 +156,11 @@ class VirtualRuntime:
                 )
             )
         return outcome
+
+    async def task_changed(self, change: TaskChange) -> None:
+        self._ticks += 1
+        self.task_changes.append(change)
+        await asyncio.sleep(0)
 
     async def sleep_until(self, when: datetime) -> None:
         await self._until(lambda: False, when)

@@ -50,6 +50,8 @@ SCOPES: dict[str, str] = {
     "patients:read": "Read a patient's profile (no contact details), timeline, consents, "
     "preferences.",
     "patients:write": "Grant and revoke consents; change a patient's preferences.",
+    "tasks:read": "Read the task queue (a reply's own words need patients:read too).",
+    "tasks:write": "Assign, reassign and complete tasks.",
     **{f"webhooks:{p}": f"Deliver {p} partner callbacks." for p in WEBHOOK_PARTNERS},
     ADMIN: "Everything (implies every other scope).",
 }

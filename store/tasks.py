@@ -11,6 +11,7 @@ must reach safety staff, with when it came and when it was seen.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -47,9 +48,17 @@ class Task(RedactedRepr, SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=300, description="What opened it, once: e.g. reply/<sid>/pv.")
     kind: str = Field(max_length=32, description="pharmacovigilance, ambiguous_reply, ...")
+    title: str = Field(default="", max_length=200, description="What to do (no PHI).")
+    journey_task_id: str | None = Field(
+        default=None, max_length=200, description="The id its journey waits on, if any."
+    )
+    outcome: str | None = Field(
+        default=None, max_length=64, description="How it was closed (a journey branches on it)."
+    )
+    escalation_level: int = Field(default=0, description="0 none; n the n-th escalation.")
     status: TaskStatus = Field(default="requested", sa_type=String(16))
     business_status: str | None = Field(default=None, max_length=64)
-    owner_role: str = Field(max_length=64)
+    owner_role: str = Field(max_length=64, index=True)
     owner: str | None = Field(default=None, max_length=64)
     priority: TaskPriority = Field(default="routine", sa_type=String(8))
     patient_ref: str | None = Field(default=None, index=True, max_length=REF)
@@ -72,6 +81,54 @@ class TaskEvent(SQLModel, table=True):
     action: str = Field(max_length=32)
     at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     actor: str | None = Field(default=None, max_length=64)
+
+
+class TaskClosed(Exception):
+    """The task is closed (completed or cancelled) and cannot take that action."""
+
+    def __init__(self, task_id: int, status: str) -> None:
+        super().__init__(f"task {task_id} is {status}")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TaskAction:
+    kind: Literal["assign", "reassign", "complete", "cancel"]
+    owner: str | None = None
+    role: str | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class JourneyTaskOpened:
+    journey_ref: str
+    patient_ref: str
+    step_id: str
+    journey_task_id: str
+    title: str
+    role: str
+    priority: TaskPriority
+    opened_at: datetime
+    due_at: datetime
+
+
+def _apply(task: Task, action: TaskAction) -> bool:
+    """Change `task` for `action`; False if it is already so."""
+    if action.kind == "assign":
+        if task.owner == action.owner and task.status == "in-progress":
+            return False
+        task.owner, task.status = action.owner, "in-progress"
+    elif action.kind == "reassign":
+        role = action.role or task.owner_role
+        if (task.owner, task.owner_role) == (action.owner, role):
+            return False
+        task.owner, task.owner_role = action.owner, role
+        task.status = "in-progress" if action.owner else "requested"
+    elif action.kind == "complete":
+        task.status, task.outcome, task.closed_at = "completed", action.outcome, utcnow()
+    else:
+        task.status, task.outcome, task.closed_at = "cancelled", action.outcome, utcnow()
+    return True
 
 
 class TaskRepository:
@@ -107,6 +164,102 @@ class TaskRepository:
                 s.add(TaskEvent(task_id=task.id, action="opened", at=at))
             s.commit()
             return task, inserted
+
+    def open_for_journey(self, opened: JourneyTaskOpened) -> tuple[Task, bool]:
+        """A journey's human task, once per journey task id (a replayed or retried
+        activity opens nothing more)."""
+        row = {
+            "key": f"journey/{opened.journey_ref}/{opened.journey_task_id}",
+            "kind": "journey_task", "title": opened.title, "status": "requested",
+            "owner_role": opened.role, "priority": opened.priority,
+            "patient_ref": opened.patient_ref, "journey_ref": opened.journey_ref,
+            "step_id": opened.step_id, "journey_task_id": opened.journey_task_id,
+            "reason": opened.step_id[:64], "opened_at": opened.opened_at, "due_at": opened.due_at,
+        }  # fmt: skip
+        with session(self.engine) as s:
+            inserted = insert_ignore(s, Task.__table__, row, conflict=["key"])  # type: ignore[attr-defined]
+            task = s.exec(select(Task).where(Task.key == row["key"])).one()
+            if inserted:
+                assert task.id is not None
+                s.add(TaskEvent(task_id=task.id, action="opened", at=opened.opened_at))
+            s.commit()
+            return task, inserted
+
+    def get(self, task_id: int) -> Task | None:
+        with session(self.engine) as s:
+            return s.get(Task, task_id)
+
+    def by_journey_task(self, journey_ref: str, journey_task_id: str) -> Task | None:
+        with session(self.engine) as s:
+            return s.exec(
+                select(Task).where(Task.key == f"journey/{journey_ref}/{journey_task_id}")
+            ).first()
+
+    def find(
+        self,
+        *,
+        role: str | None = None,
+        status: str | None = None,
+        overdue_at: datetime | None = None,
+        patient_ref: str | None = None,
+        limit: int = 200,
+    ) -> list[Task]:
+        """The queue: soonest due first. `overdue_at`: open tasks due before that instant."""
+        query = select(Task)
+        if role is not None:
+            query = query.where(Task.owner_role == role)
+        if status is not None:
+            query = query.where(Task.status == status)
+        if patient_ref is not None:
+            query = query.where(Task.patient_ref == patient_ref)
+        if overdue_at is not None:
+            query = query.where(col(Task.status).in_(OPEN), col(Task.due_at) < overdue_at)
+        with session(self.engine) as s:
+            return list(s.exec(query.order_by(col(Task.due_at), col(Task.id)).limit(limit)))
+
+    def act(self, task_id: int, action: TaskAction, actor: str) -> tuple[Task, bool]:
+        """Assign, reassign, complete or cancel, with its trail entry; (task, changed).
+
+        The same action again (a retried request) changes nothing and is not an error;
+        acting on a closed task otherwise raises TaskClosed."""
+        with session(self.engine) as s:
+            task = s.get(Task, task_id, with_for_update=True)
+            if task is None:
+                raise LookupError(f"unknown task {task_id}")
+            if task.status not in OPEN:
+                repeat = (
+                    (action.kind, action.outcome) == ("complete", task.outcome)
+                    and (task.status == "completed")
+                ) or (action.kind, task.status) == ("cancel", "cancelled")
+                if repeat:
+                    return task, False
+                raise TaskClosed(task_id, task.status)
+            if not _apply(task, action):
+                return task, False
+            s.add(task)
+            assert task.id is not None
+            s.add(TaskEvent(task_id=task.id, action=action.kind, actor=actor[:64]))
+            s.commit()
+            s.refresh(task)
+            return task, True
+
+    def escalate(
+        self, journey_ref: str, journey_task_id: str, to_role: str, due_at: datetime
+    ) -> bool:
+        """The journey's SLA passed: the task moves up its chain (a repeat changes nothing)."""
+        with session(self.engine) as s:
+            task = s.exec(
+                select(Task).where(Task.key == f"journey/{journey_ref}/{journey_task_id}")
+            ).first()
+            if task is None or task.status not in OPEN or task.owner_role == to_role:
+                return False
+            task.owner_role, task.owner, task.due_at = to_role, None, due_at
+            task.escalation_level += 1
+            assert task.id is not None
+            s.add(task)
+            s.add(TaskEvent(task_id=task.id, action=f"escalated:{to_role}"[:32]))
+            s.commit()
+            return True
 
     def for_patient(self, patient_ref: str) -> list[Task]:
         with session(self.engine) as s:

@@ -17,6 +17,7 @@ from domain.actions import (
     MessageOutcome,
     OutboundMessage,
     PartnerCall,
+    TaskChange,
 )
 from domain.journey import Frame, JourneyState
 from domain.partners import PartnerEvent
@@ -72,6 +73,10 @@ class JourneyRuntime(Protocol):
 
     async def contact(self, request: ContactRequest) -> ContactOutcome:
         """One try at a contact through the contact policy (send, defer or suppress)."""
+        ...
+
+    async def task_changed(self, change: TaskChange) -> None:
+        """Keep the task queue in step with a human task of this journey."""
         ...
 
     async def sleep_until(self, when: datetime) -> None:

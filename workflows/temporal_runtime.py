@@ -18,6 +18,7 @@ from domain.actions import (
     MessageOutcome,
     OutboundMessage,
     PartnerCall,
+    TaskChange,
 )
 from domain.journey import JourneyMemory, JourneyState
 from domain.partner_actions import PARTNER_UNAVAILABLE
@@ -163,6 +164,16 @@ class TemporalRuntime:
         except ActionFailed as failure:
             # The activity records what it knows (unknown, failed) before it gives up.
             return ContactOutcome(status="failed", reason=failure.error_type)
+
+    async def task_changed(self, change: TaskChange) -> None:
+        # The store is ours, not a partner's: retried until it answers.
+        await workflow.execute_activity(
+            "tasks.record",
+            change,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            summary=f"task {change.change} ({change.task_id})",
+        )
 
     # -- time and events -----------------------------------------------------------
     async def sleep_until(self, when: datetime) -> None:

@@ -25,6 +25,7 @@ from domain.actions import (
     MessageOutcome,
     OutboundMessage,
     PartnerCall,
+    TaskChange,
 )
 from domain.content import ContentRef, default_catalog
 from domain.events import MESSAGE_RECEIPT
@@ -65,6 +66,7 @@ class ScriptedPartners:
         self.receipts: dict[str, str | None] = {"sms": "delivered", "email": "delivered",
                                                 "voice": "delivered"}  # fmt: skip
         self.client: Client | None = None
+        self.task_changes: list[TaskChange] = []
         self._pending: list[asyncio.Task[None]] = []
 
     async def _receipt(self, workflow_id: str, message_id: str, outcome: str) -> None:
@@ -122,7 +124,11 @@ class ScriptedPartners:
             self.timeline.extend(fresh)
             return len(fresh)
 
-        return [*(make(spec) for spec in ACTIONS.values()), send, contact, record]
+        @activity.defn(name="tasks.record")
+        async def task_changed(change: TaskChange) -> None:
+            self.task_changes.append(change)
+
+        return [*(make(spec) for spec in ACTIONS.values()), send, contact, record, task_changed]
 
 
 def rejected(code: str) -> ApplicationError:

@@ -34,6 +34,32 @@ async def test_nurse_onboarding_waits_for_its_declared_program_event(
     assert state.stage == "ONBOARDED"
     assert [m.step_id for m in h.partners.messages] == ["on_therapy"]
     assert state.visits["first_dose"] == 2
+    # The task queue heard of each task as it opened and closed (patch task-queue-v1).
+    assert [(c.task_id, c.change, c.role) for c in h.partners.task_changes] == [
+        ("schedule_training-1", "opened", "nurse_educator"),
+        ("schedule_training-1", "completed", "nurse_educator"),
+        ("dose_followup-1", "opened", "nurse_educator"),
+        ("dose_followup-1", "completed", "nurse_educator"),
+    ]
+
+
+async def test_an_overdue_task_escalates_in_the_queue_then_is_given_up(
+    journey_harness: HarnessFactory,
+) -> None:
+    h = await journey_harness({}, template="nurse_onboarding")
+    jid = await h.start(patient_ref="pt-nurse02")
+    await h.reaches(jid, "schedule_training")
+    await h.send(jid, "task.completed", "schedule_training-1")
+    await h.reaches(jid, "first_dose")
+    state = await h.finish(jid)  # time skips: no dose, nobody calls, given up
+    assert state.outcome_reason == "first_dose_not_confirmed"
+    changes = h.partners.task_changes
+    followup = [(c.change, c.role) for c in changes if c.task_id.startswith("dose")]
+    assert followup == [
+        ("opened", "nurse_educator"),
+        ("escalated", "case_manager"),
+        ("abandoned", "nurse_educator"),
+    ]
 
 
 async def test_a_partner_down_past_the_retry_limit_holds_the_journey_then_goes_on(

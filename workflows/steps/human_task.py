@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from domain.actions import TaskChange
 from domain.events import TASK_COMPLETED
 from domain.journey import HumanTask
 from domain.steps.human_task import HumanTaskStep
@@ -12,6 +14,26 @@ from workflows.steps import Outcome, handles
 if TYPE_CHECKING:
     from domain.journey import Frame
     from workflows.interpreter import JourneyInterpreter
+
+
+TASK_QUEUE_PATCH = "task-queue-v1"
+
+
+def _change(
+    j: JourneyInterpreter,
+    step: HumanTaskStep,
+    task: HumanTask,
+    change: str,
+    role: str,
+    due_at: datetime | None,
+    outcome: str | None = None,
+) -> TaskChange:
+    return TaskChange(
+        journey_ref=j.state.journey_id, patient_ref=j.start.patient_ref, program=j.start.program,
+        step_id=step.id, idempotency_key=f"{j.idempotency_key(step)}/task/{change}",
+        change=change, task_id=task.task_id, title=task.title, role=role,
+        opened_at=task.opened_at, due_at=due_at, outcome=outcome,
+    )  # fmt: skip
 
 
 @handles("human_task")
@@ -28,6 +50,10 @@ async def human_task(
         due_at=now + j.duration(step.sla),
     )
     j.state.tasks.append(task)
+    # Journeys recorded before the task queue kept their tasks in workflow state only.
+    queue = j.rt.patched(TASK_QUEUE_PATCH)
+    if queue:
+        await j.rt.task_changed(_change(j, step, task, "opened", task.role, task.due_at))
     j.rt.note(
         "task.opened", f"task/{task.task_id}/opened", f"task for {task.role}: {task.title}",
         task_id=task.task_id,
@@ -36,14 +62,20 @@ async def human_task(
     if event is None:
         task.escalated_to = step.escalate_to
         j.attention(f"task {task.task_id} overdue; escalated to {step.escalate_to}")
+        give_up = j.rt.now() + j.duration(step.give_up_after) if step.give_up_after else None
+        if queue:
+            await j.rt.task_changed(_change(j, step, task, "escalated", step.escalate_to, give_up))
         j.rt.note(
             "task.escalated", f"task/{task.task_id}/escalated",
             f"task overdue; escalated to {step.escalate_to}", task_id=task.task_id,
         )  # fmt: skip
-        give_up = j.rt.now() + j.duration(step.give_up_after) if step.give_up_after else None
         event = await j.wait([TASK_COMPLETED], task.task_id, give_up, step)
         j.clear_attention()
     task.closed_at = j.rt.now()
+    if queue:
+        outcome = None if event is None else str(event.data.get("outcome") or "done")
+        change = "abandoned" if event is None else "completed"
+        await j.rt.task_changed(_change(j, step, task, change, task.role, None, outcome))
     if event is None:
         j.rt.note(
             "task.abandoned", f"task/{task.task_id}/abandoned", "task given up",
