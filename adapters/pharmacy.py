@@ -1,4 +1,4 @@
-"""Specialty pharmacy adapter: referral out, fill / ship / delivery callbacks in.
+"""Specialty pharmacy adapter: referral out, claim / fill / ship / delivery callbacks in.
 
 Referral: ``POST {base}/pharmacy/referrals`` JSON::
 
@@ -18,12 +18,27 @@ Callback (JSON, signed with the Pitwall HMAC scheme)::
 Only a ``completed`` MedicationDispense is a fill: any other status (in-progress,
 on-hold, stopped, entered-in-error …) gives ``data.is_fill = False`` and no
 ``days_supply``, so it can never count toward adherence.
+
+Claim adjudication (NCPDP Telecom D.0 response fields), same envelope::
+
+    {"type": "pharmacy.claim_paid", "transaction_response_status": "P",
+     "authorization_number"?}                                # before pharmacy.filled
+    {"type": "pharmacy.claim_rejected", "transaction_response_status": "R",
+     "reject_codes": ["75"], "reject_count"?, "reject_messages"?: [...],
+     "earliest_fill_date"?: "YYYY-MM-DD"}                    # no fill, no shipment
+
+A rejection's ``data``: ``reject_codes`` (upper-cased, in order), ``reject`` — the first
+code we know: 75 ``pa_required``, 70 ``not_covered``, 79 ``refill_too_soon``; none known
+``other`` — and ``earliest_fill_date`` (NCPDP Next Available Fill Date, ISO date or None).
+``reject_messages`` is the payer's free text: checked for shape, never passed on.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Any
+from datetime import date
+from typing import Any, Literal
 
 import httpx
 from fhir.resources.R4B.medicationdispense import MedicationDispense
@@ -35,7 +50,17 @@ from adapters.http import PartnerClient, PartnerHttp, classify_error_object
 from domain.partners import PartnerEvent, PharmacyReferralRequest, PharmacyReferralResult
 
 PARTNER = "pharmacy"
-EVENT_TYPES = frozenset({"pharmacy.filled", "pharmacy.shipped", "pharmacy.delivered"})
+CLAIM_PAID = "pharmacy.claim_paid"
+CLAIM_REJECTED = "pharmacy.claim_rejected"
+EVENT_TYPES = frozenset(
+    {"pharmacy.filled", "pharmacy.shipped", "pharmacy.delivered", CLAIM_PAID, CLAIM_REJECTED}
+)
+Reject = Literal["pa_required", "not_covered", "refill_too_soon", "other"]
+# NCPDP reject code (511-FB) → what the journey does about it.
+REJECTS: dict[str, Reject] = {"75": "pa_required", "70": "not_covered", "79": "refill_too_soon"}
+_REJECT_CODE = re.compile(r"[0-9A-Z]{1,3}")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_MAX_REJECTS = 10  # NCPDP Reject Count (510-FA): a handful per claim; lenient
 
 
 def dispense_fill(resource: Mapping[str, Any] | MedicationDispense) -> dict[str, Any] | None:
@@ -65,6 +90,57 @@ def dispense_fill(resource: Mapping[str, Any] | MedicationDispense) -> dict[str,
     }
 
 
+def reject_of(codes: list[str]) -> Reject:
+    """The first reject code we act on decides; none of them: ``other``."""
+    return next((REJECTS[c] for c in codes if c in REJECTS), "other")
+
+
+def _claim(kind: str, data: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """The NCPDP fields of a claim_paid / claim_rejected callback (names, never values)."""
+    status = data.get("transaction_response_status")
+    expected = "R" if kind == CLAIM_REJECTED else "P"
+    if not isinstance(status, str) or status.strip().upper() != expected:
+        raise CallbackInvalid(f"{what}: invalid field 'transaction_response_status'")
+    if kind == CLAIM_PAID:
+        out: dict[str, Any] = {"transaction_response_status": expected}
+        auth = data.get("authorization_number")
+        if auth is not None and not isinstance(auth, str):
+            raise CallbackInvalid(f"{what}: invalid field 'authorization_number'")
+        out["authorization_number"] = auth or None
+        return out
+    raw = data.get("reject_codes")
+    if not isinstance(raw, list) or not 1 <= len(raw) <= _MAX_REJECTS:
+        raise CallbackInvalid(f"{what}: missing or invalid field 'reject_codes'")
+    codes = [c.strip().upper() if isinstance(c, str) else None for c in raw]
+    if not all(isinstance(c, str) and _REJECT_CODE.fullmatch(c) for c in codes):
+        raise CallbackInvalid(f"{what}: invalid field 'reject_codes'")
+    checked = [c for c in codes if c is not None]
+    messages = data.get("reject_messages")
+    if messages is not None and (
+        not isinstance(messages, list) or not all(isinstance(m, str) for m in messages)
+    ):
+        raise CallbackInvalid(f"{what}: invalid field 'reject_messages'")
+    count = data.get("reject_count")
+    if count is not None and (
+        not isinstance(count, int) or isinstance(count, bool) or count != len(checked)
+    ):
+        raise CallbackInvalid(f"{what}: invalid field 'reject_count'")
+    earliest = data.get("earliest_fill_date")
+    if earliest is not None:
+        try:
+            if not isinstance(earliest, str) or not _ISO_DATE.fullmatch(earliest):
+                raise ValueError
+            earliest = date.fromisoformat(earliest).isoformat()
+        except ValueError:
+            raise CallbackInvalid(f"{what}: invalid field 'earliest_fill_date'") from None
+    return {
+        "transaction_response_status": expected,
+        "reject_codes": checked,
+        "reject": reject_of(checked),
+        "earliest_fill_date": earliest,
+    }
+
+
 def parse_callback(body: bytes | str | Mapping[str, Any]) -> PartnerEvent:
     what = "pharmacy callback"
     data = load_json(body, what)
@@ -77,7 +153,11 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> PartnerEvent:
     rx_id = require_str(data, "rx_id", what)
     occurred_at = parse_time(data.get("occurred_at"))
     out: dict[str, Any] = {"rx_id": rx_id}
-    dispense = data.get("medication_dispense")
+    claim = kind in (CLAIM_PAID, CLAIM_REJECTED)
+    if claim:
+        out.update(_claim(kind, data, what))
+    # A claim's answer is never a fill, whatever it carries.
+    dispense = None if claim else data.get("medication_dispense")
     if kind == "pharmacy.shipped":
         shipment = data.get("shipment")
         if isinstance(shipment, Mapping):
@@ -145,7 +225,7 @@ class PharmacyClient(PartnerClient):
         return PharmacyReferralResult(rx_id=rx_id)
 
 
-__all__ = ["PharmacyClient", "dispense_fill", "parse_callback"]
+__all__ = ["PharmacyClient", "dispense_fill", "parse_callback", "reject_of"]
 
 
 Client = PharmacyClient  # what activities/ builds for partner 'pharmacy'

@@ -98,7 +98,13 @@ _ACTIONS = (
         request=PharmacyReferralRequest,
         result=PharmacyReferralResult,
         correlation="rx_id",
-        events=("pharmacy.filled", "pharmacy.shipped", "pharmacy.delivered"),
+        events=(
+            "pharmacy.filled",
+            "pharmacy.shipped",
+            "pharmacy.delivered",
+            "pharmacy.claim_paid",
+            "pharmacy.claim_rejected",
+        ),
         description="Refer the prescription to the specialty pharmacy; fill, ship and "
         "delivery come back as callbacks.",
     ),

@@ -19,10 +19,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from domain.business_calendar import DEFAULT_CALENDAR, BusinessCalendar, is_business_duration
 from domain.durations import is_duration
 from domain.events import EVENT_TYPE, core_event_types, declared_event_types, did_you_mean
 from domain.steps import Step
-from domain.steps.base import DURATION_FIELDS, STEP_ID, StepBase, TemplateFacts
+from domain.steps.base import (
+    BUSINESS_TIME_FIELDS,
+    DURATION_FIELDS,
+    STEP_ID,
+    StepBase,
+    TemplateFacts,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,11 @@ class JourneyTemplate(BaseModel):
     description: str = ""
     program_name: str = Field("Pitwall Patient Support", description="Name patients see.")
     help_contact: str = Field("1-800-555-0100", description="Help line shown in messages.")
+    calendar: BusinessCalendar = Field(
+        DEFAULT_CALENDAR,
+        description="The program's business calendar: task SLAs in business time (`8bh`, "
+        "`2bd`) count its working hours, days and holidays, in its time zone.",
+    )
     products: list[str] = Field(
         default_factory=list,
         description="The program's own product names: never in an SMS, push or voicemail "
@@ -187,14 +199,16 @@ def _param_problems(step: StepBase, parameters: dict[str, Any]) -> list[tuple[st
         value = parameters.get(name)
         if name not in parameters:
             found.append((field, f"undefined parameter {name!r}"))
-        elif field in DURATION_FIELDS and value is not None and not _is_duration(value):
+        elif field in DURATION_FIELDS and value is not None and not _is_duration(value, field):
             found.append((field, f"parameter {name!r} is {value!r}, "
                           "not a duration (use e.g. 30m, 72h, 3d or P3D)"))  # fmt: skip
     return found
 
 
-def _is_duration(value: Any) -> bool:
-    return isinstance(value, str) and is_duration(value)
+def _is_duration(value: Any, field: str) -> bool:
+    if not isinstance(value, str):
+        return False
+    return is_duration(value) or (field in BUSINESS_TIME_FIELDS and is_business_duration(value))
 
 
 def _param_refs(step: StepBase) -> list[tuple[str, str]]:

@@ -45,6 +45,12 @@ COPAY_BIN = "610020"
 COPAY_PCN = "SBXCOPAY"
 COPAY_GROUP = "CPYSBX01"
 COPAY_REJECTIONS = {"cap_reached": "benefit_cap_reached", "not_enrolled": "not_enrolled"}
+# NCPDP Telecom reject codes (511-FB) the sandbox pharmacy explains; others go bare.
+NCPDP_REJECT_MESSAGES = {
+    "70": "Product/Service Not Covered",
+    "75": "Prior Authorization Required",
+    "79": "Refill Too Soon",
+}
 
 Process = Callable[
     [Scenario], Awaitable[tuple[StoredResponse, dict[str, Any], Callable[[], None] | None]]
@@ -533,7 +539,12 @@ def create_app(
             assert isinstance(days, int) and isinstance(ndc, str)
             rx_id = "rx_" + uuid.uuid4().hex[:12]
             supply = sc.days_supply if "days_supply" in sc.model_fields_set else days
-            summary = {"rx_id": rx_id, "ndc": ndc, "days_supply": supply}
+            # The claim is adjudicated at fill time: a reject means no fill and no shipment.
+            reject = sc.adjudicate_claim()
+            summary: dict[str, Any] = {"rx_id": rx_id, "ndc": ndc, "days_supply": supply}
+            summary["claim"] = "paid" if reject is None else "rejected"
+            if reject is not None:
+                summary["reject_code"] = reject
             body = {"rx_id": rx_id, "status": "received", "received_at": iso()}
 
             def after() -> None:
@@ -558,6 +569,29 @@ def create_app(
                     }
                     return json_callback("pharmacy", kind, event_id, payload, patient_ref)
 
+                if reject is not None:
+                    rejected: dict[str, Any] = {
+                        "transaction_response_status": "R",
+                        "reject_count": 1,
+                        "reject_codes": [reject],
+                    }
+                    if reject in NCPDP_REJECT_MESSAGES:
+                        rejected["reject_messages"] = [NCPDP_REJECT_MESSAGES[reject]]
+                    if reject == "79":
+                        adjudicated = at(t_fill).date()
+                        payable = adjudicated + timedelta(days=sc.refill_too_soon_days)
+                        rejected["earliest_fill_date"] = payable.isoformat()
+                    cb = event("pharmacy.claim_rejected", t_fill, rejected)
+                    state.schedule([(t_fill, cb)], duplicate=sc.duplicate_callbacks)
+                    return
+                paid = event(
+                    "pharmacy.claim_paid",
+                    t_fill,
+                    {
+                        "transaction_response_status": "P",
+                        "authorization_number": "AUTH" + uuid.uuid4().hex[:10].upper(),
+                    },
+                )
                 dispense = {
                     "resourceType": "MedicationDispense",
                     "id": "md-" + rx_id.replace("_", "-"),
@@ -591,10 +625,11 @@ def create_app(
                 delivered = event(
                     "pharmacy.delivered", t_deliver, {"medication_dispense": dispense}
                 )
+                steps = [(t_fill, paid), (t_fill, filled)]
                 if sc.out_of_order:
-                    steps = [(t_fill, filled), (t_ship, delivered), (t_deliver, shipped)]
+                    steps += [(t_ship, delivered), (t_deliver, shipped)]
                 else:
-                    steps = [(t_fill, filled), (t_ship, shipped), (t_deliver, delivered)]
+                    steps += [(t_ship, shipped), (t_deliver, delivered)]
                 state.schedule(steps, duplicate=sc.duplicate_callbacks)
 
             return _json(201, body), summary, after

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
 Service = Literal["payer", "pharmacy", "consent", "copay", "sms", "email", "voice"]
 # Every partner service the sandbox serves, in this order (`/_sandbox/health` lists them).
@@ -17,6 +17,9 @@ SmsStatus = Literal[
     "accepted", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read"
 ]
 VoiceOutcome = Literal["answered", "voicemail", "no_answer", "busy", "failed"]
+# An NCPDP Telecom reject code (511-FB): 75 PA required, 70 not covered, 79 refill too
+# soon; any other code (e.g. 76 plan limits exceeded, MR not on formulary) is sent as is.
+RejectCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{1,3}$")]
 EmailEvent = Literal[
     "processed",
     "deferred",
@@ -72,6 +75,13 @@ class Scenario(BaseModel):
     days_supply: int = Field(
         28, ge=1, le=365, description="Days supply dispensed when set; else the referral's."
     )
+    # pharmacy claim adjudication at fill time: the n-th referral's claim is rejected with
+    # claim_rejects[n] (no fill, no shipment: a pharmacy.claim_rejected callback); once the
+    # list is used up every claim pays. A PUT starts the count again.
+    claim_rejects: list[RejectCode] = Field(default_factory=list, max_length=20)
+    refill_too_soon_days: int = Field(
+        5, ge=1, le=365, description="A 79's earliest_fill_date: adjudication date + this."
+    )
     # messaging. Like the real gateways, SMS and email do not deduplicate on
     # Idempotency-Key unless the switch is on (then: today's stored-response replay).
     sms_idempotency: bool = False
@@ -97,3 +107,12 @@ class Scenario(BaseModel):
     slow_ms: int = Field(0, ge=0)
     duplicate_callbacks: bool = False
     out_of_order: bool = False
+
+    # Claims adjudicated so far under this scenario (each referral one; a replayed
+    # Idempotency-Key none). Not part of the scenario's JSON.
+    _claims: int = PrivateAttr(0)
+
+    def adjudicate_claim(self) -> str | None:
+        """The reject code of the next claim, or None: it pays."""
+        n, self._claims = self._claims, self._claims + 1
+        return self.claim_rejects[n] if n < len(self.claim_rejects) else None

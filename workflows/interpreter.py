@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain import expressions
+from domain.business_calendar import is_business_duration, parse_business_duration
 from domain.durations import parse_duration
 from domain.events import OPERATOR_RETRY
 from domain.journey import Frame, JourneyStart, JourneyState, PendingWait, StepRecord
@@ -144,6 +145,17 @@ class JourneyInterpreter:
         if value.startswith("params."):
             value = str(self.params[value.removeprefix("params.")])
         return parse_duration(value)
+
+    def deadline(self, value: str) -> datetime:
+        """Now plus `value`: wall-clock, or business time on the template's calendar."""
+        if value.startswith("params."):
+            value = str(self.params[value.removeprefix("params.")])
+        calendar = self.template.calendar
+        if is_business_duration(value):
+            return calendar.add_business_time(
+                self.rt.now(), parse_business_duration(value, calendar)
+            )
+        return self.rt.now() + parse_duration(value)
 
     def idempotency_key(self, step: StepBase) -> str:
         return f"{self.state.journey_id}/{step.id}/{self.visits[step.id]}"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain import expressions
+from domain.business_calendar import is_business_duration
 from domain.durations import is_duration
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ STEP_ID = r"^[a-z][a-z0-9_]*$"
 CONTEXT_ROOTS = {"params", "context", "steps", "events", "journey", "loops"}
 PARAM_DURATION = re.compile(r"^params\.[A-Za-z_][A-Za-z0-9_]*$")
 DURATION_FIELDS = ("timeout", "duration", "sla", "give_up_after", "receipt_window")
+# Fields that may also be business time on the program's calendar (`8bh`, `2bd`).
+BUSINESS_TIME_FIELDS = ("sla", "give_up_after")
 
 
 class Exit(NamedTuple):
@@ -69,6 +72,13 @@ def check_expression(value: str | None) -> str | None:
             f"use {sorted(CONTEXT_ROOTS)}"
         )
     return value
+
+
+def check_task_duration(value: str | None) -> str | None:
+    """A duration, or business time on the program's calendar (`8bh`, `2bd`)."""
+    if value is not None and is_business_duration(value):
+        return value
+    return check_duration(value)
 
 
 def check_duration(value: str | None) -> str | None:

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from domain.steps.base import Exit, Show, StepBase, as_written, check_duration
+from domain.steps.base import Exit, Show, StepBase, as_written, check_task_duration
 
 
 class HumanTaskStep(StepBase):
@@ -16,15 +16,18 @@ class HumanTaskStep(StepBase):
 
     kind: Literal["human_task"]
     role: str = Field(description="Assignee role, e.g. case_manager.")
-    sla: str = Field(description="Escalate when not done within this.")
+    sla: str = Field(
+        description="Escalate when not done within this: wall-clock (`2d`) or business time "
+        "on the template's calendar (`8bh`, `2bd`)."
+    )
     escalate_to: str = Field(description="Role that receives the escalation.")
     give_up_after: str | None = Field(
         None, description="After escalation, stop waiting after this and go to on_timeout."
     )
     on_timeout: str | None = None
 
-    _sla = field_validator("sla")(check_duration)
-    _give_up = field_validator("give_up_after")(check_duration)
+    _sla = field_validator("sla")(check_task_duration)
+    _give_up = field_validator("give_up_after")(check_task_duration)
 
     @model_validator(mode="after")
     def _give_up_pair(self) -> HumanTaskStep:

@@ -7,7 +7,7 @@ the runtime differs (simulate/runtime.py). A journey-year takes milliseconds.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -538,3 +538,50 @@ async def test_a_plan_type_the_copay_program_does_not_know_is_held_not_sent() ->
         await simulate(template(COPAY), {}, setup=setup, context={"plan_type": "cash"})
     assert reasons == ["copay: request.invalid: copay.enroll input(s) plan_type missing or invalid"]
     assert "cash" not in str(reasons)  # the field's name, never its value
+
+
+BUSINESS_TASK = """
+id: business_task
+version: 1
+parameters: {followup_sla: 8bh}
+steps:
+  - id: call
+    kind: human_task
+    role: nurse
+    sla: params.followup_sla
+    escalate_to: lead
+    give_up_after: 1bd
+    on_timeout: gave_up
+  - id: done
+    kind: exit
+  - id: gave_up
+    kind: exit
+    outcome: abandoned
+"""
+
+
+@pytest.mark.parametrize(
+    ("opened", "due", "given_up"),
+    [
+        # Friday 16:00 New York, 8 business hours (09:00-17:00): Monday 16:00; a business
+        # day later, Tuesday 16:00.
+        ("2026-12-04T21:00:00+00:00", "2026-12-07T21:00:00+00:00", "2026-12-08T21:00:00+00:00"),
+        # The day before Thanksgiving: the holiday is skipped.
+        ("2026-11-25T20:00:00+00:00", "2026-11-27T20:00:00+00:00", "2026-11-30T20:00:00+00:00"),
+        # Over the spring DST change (Sunday 2026-03-08): 16:00 local stays 16:00 local.
+        ("2026-03-06T21:00:00+00:00", "2026-03-09T20:00:00+00:00", "2026-03-10T20:00:00+00:00"),
+    ],
+)
+async def test_a_task_sla_in_business_hours_counts_the_programs_calendar(
+    opened: str, due: str, given_up: str
+) -> None:
+    start = datetime.fromisoformat(opened)
+    sim = await simulate(template(BUSINESS_TASK), setup=lambda rt: setattr(rt, "clock", start))
+    [task] = sim.state.tasks
+    assert (task.opened_at, task.due_at) == (start, datetime.fromisoformat(due))
+    assert sim.state.status == "abandoned"
+    escalated, abandoned = (
+        c for c in sim.runtime.task_changes if c.change in ("escalated", "abandoned")
+    )
+    assert escalated.due_at == datetime.fromisoformat(given_up)
+    assert task.closed_at == datetime.fromisoformat(given_up) and abandoned.role == "nurse"

@@ -140,32 +140,35 @@ async def test_pharmacy_events_in_order_and_out_of_order(
     await client.aclose()
 
     in_order = [
-        pharmacy.parse_callback(h.body) for h in await sink.wait_for(containing(rx.rx_id), 3)
+        pharmacy.parse_callback(h.body) for h in await sink.wait_for(containing(rx.rx_id), 4)
     ]
     assert [e.type for e in in_order] == [
+        "pharmacy.claim_paid",
         "pharmacy.filled",
         "pharmacy.shipped",
         "pharmacy.delivered",
     ]
-    delivered = in_order[2]
+    assert in_order[0].data["transaction_response_status"] == "P"
+    delivered = in_order[3]
     assert delivered.correlation_key == rx.rx_id
     assert delivered.journey_ref == f"journey-{patient}"
     assert delivered.data["days_supply"] == 30  # the scenario's, overriding the referral's
     assert delivered.data["is_fill"] is True
     assert delivered.data["dispensed_at"] is not None
-    assert len({e.event_id for e in in_order}) == 3
+    assert len({e.event_id for e in in_order}) == 4
 
     swapped = [
-        pharmacy.parse_callback(h.body) for h in await sink.wait_for(containing(rx2.rx_id), 3)
+        pharmacy.parse_callback(h.body) for h in await sink.wait_for(containing(rx2.rx_id), 4)
     ]
     assert [e.type for e in swapped] == [
+        "pharmacy.claim_paid",
         "pharmacy.filled",
         "pharmacy.delivered",
         "pharmacy.shipped",
     ]
-    assert swapped[1].data["days_supply"] == 84
+    assert swapped[2].data["days_supply"] == 84
     # The events' own times still tell the true story.
-    assert swapped[2].occurred_at < swapped[1].occurred_at
+    assert swapped[3].occurred_at < swapped[2].occurred_at
 
 
 async def test_sms_status_callbacks_twilio_signed(

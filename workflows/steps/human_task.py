@@ -47,7 +47,7 @@ async def human_task(
         title=step.title or step.id,
         role=step.role,
         opened_at=now,
-        due_at=now + j.duration(step.sla),
+        due_at=j.deadline(step.sla),
     )
     j.state.tasks.append(task)
     # Journeys recorded before the task queue kept their tasks in workflow state only.
@@ -62,7 +62,7 @@ async def human_task(
     if event is None:
         task.escalated_to = step.escalate_to
         j.attention(f"task {task.task_id} overdue; escalated to {step.escalate_to}")
-        give_up = j.rt.now() + j.duration(step.give_up_after) if step.give_up_after else None
+        give_up = j.deadline(step.give_up_after) if step.give_up_after else None
         if queue:
             await j.rt.task_changed(_change(j, step, task, "escalated", step.escalate_to, give_up))
         j.rt.note(
