@@ -159,6 +159,11 @@ class JourneyState(BaseModel):
     needs_attention: bool = False
     attention_reason: str | None = None
     tasks: list[HumanTask] = Field(default_factory=list)
+    milestones: dict[str, datetime] = Field(
+        default_factory=dict,
+        description="Milestone → when the journey first reached it (time to therapy, PA "
+        "turnaround).",
+    )
     message_status: dict[str, str] = Field(
         default_factory=dict, description="Outbound message id → latest delivery status."
     )

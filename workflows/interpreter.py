@@ -106,6 +106,12 @@ class JourneyInterpreter:
                 "journey.milestone", f"stage/{step.id}/{record.visit}", f"stage {step.stage}",
                 step=step.id,
             )  # fmt: skip
+        if resume is None and step.milestone and step.milestone not in self.state.milestones:
+            self.state.milestones[step.milestone] = started
+            self.rt.note(
+                "journey.milestone", f"milestone/{step.milestone}",
+                f"milestone {step.milestone}", step=step.id,
+            )  # fmt: skip
         self.rt.publish(self.state)
         try:
             target, outcome = await HANDLERS[step.kind](self, step, resume)

@@ -108,6 +108,14 @@ class StepBase(BaseModel):
         None, description="Journey stage entered when this step starts (e.g. PA_SUBMITTED)."
     )
     next: str | None = Field(None, description="Step to go to after this one; default follows.")
+    milestone: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="A milestone the journey has reached once it gets here (first time only), "
+        "timestamped in the state and on the timeline: referral_received, consent_complete, "
+        "bv_complete, pa_submitted, pa_decided, claim_paid, shipped, delivered, "
+        "first_dose_confirmed (DOMAIN.md §2), or the template's own.",
+    )
 
     def onward(self, label: str = "") -> list[Exit]:
         """The ordinary way out: `next`, or the following step."""

@@ -585,3 +585,41 @@ async def test_a_task_sla_in_business_hours_counts_the_programs_calendar(
     )
     assert escalated.due_at == datetime.fromisoformat(given_up)
     assert task.closed_at == datetime.fromisoformat(given_up) and abandoned.role == "nurse"
+
+
+MILESTONES = """
+id: milestones
+version: 1
+steps:
+  - id: wait_consent
+    kind: wait_for_event
+    event: consent.signed
+    correlation: "'c-1'"
+    timeout: 3d
+    on_timeout: lapsed
+  - id: counted
+    kind: delay
+    duration: 2d
+    milestone: consent_complete
+  - id: again
+    kind: delay
+    duration: 1d
+    milestone: consent_complete
+  - id: done
+    kind: exit
+    milestone: delivered
+  - id: lapsed
+    kind: exit
+    outcome: abandoned
+"""
+
+
+async def test_milestones_are_timestamped_once_in_the_state_and_on_the_timeline() -> None:
+    signed = event("consent.signed", "c-1")
+    sim = await simulate(template(MILESTONES), events=[(timedelta(hours=30), signed)])
+    assert sim.state.milestones == {
+        "consent_complete": T0 + timedelta(hours=30),  # the first step that names it
+        "delivered": T0 + timedelta(days=4, hours=6),  # 30 h, then 2 d and 1 d of delays
+    }
+    notes = [n.summary for n in sim.runtime.notes if n.kind == "journey.milestone"]
+    assert notes == ["milestone consent_complete", "milestone delivered"]
