@@ -41,10 +41,7 @@ class TaskActivities:
         if task is None or task.id is None:
             return  # opened before the queue existed: only the journey knows it
         if change.change == "escalated":
-            self.tasks.escalate(
-                change.journey_ref, change.task_id, change.role,
-                change.due_at or task.due_at,
-            )  # fmt: skip
+            self.tasks.escalate(change.journey_ref, change.task_id, change.role, change.due_at)
             return
         action = (
             TaskAction("complete", outcome=change.outcome)

@@ -14,8 +14,9 @@ parameter of the same name fills them; a required input given by neither fails a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, model_validator
 
 from domain.actions import PartnerCall
 from domain.copay import CopayEnrollRequest, CopayEnrollResult
@@ -36,6 +37,35 @@ ENVELOPE = frozenset(PartnerRequest.model_fields)
 # Failures that no template's on_error takes: the journey is held for an operator.
 PARTNER_UNAVAILABLE = "partner.unavailable"  # the partner stayed down past the retries
 REQUEST_INVALID = "request.invalid"  # the request could not be built from the inputs
+
+# A pended PA on which the payer asks for more (a PAS ClaimResponse still A4 with a
+# CommunicationRequest): `data.requested` lists LOINC attachment codes / `PWK01:<code>`.
+PA_INFO_REQUESTED = "pa.info_requested"
+LoincCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,7}-[0-9]$")]
+
+
+class PriorAuthSubmitRequest(PriorAuthRequest):
+    """`payer.submit_prior_auth`: a new PA request, or (``update_of``) a PAS Claim Update
+    of a pended one, e.g. carrying the information the payer asked for."""
+
+    update_of: str | None = Field(
+        None,
+        min_length=1,
+        description="PA number of the pended request this updates (PAS Claim Update).",
+    )
+    supporting_info: list[LoincCode] = Field(
+        default_factory=list,
+        max_length=20,
+        description="LOINC codes of the documents supplied with an update.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PriorAuthSubmitRequest:
+        if self.update_of and self.appeal_of:
+            raise ValueError("update_of and appeal_of exclude each other")
+        if self.supporting_info and not self.update_of:
+            raise ValueError("supporting_info needs update_of")
+        return self
 
 
 @dataclass(frozen=True)
@@ -74,12 +104,13 @@ _ACTIONS = (
         name="payer.submit_prior_auth",
         partner="payer",
         method="submit_prior_auth",
-        request=PriorAuthRequest,
+        request=PriorAuthSubmitRequest,
         result=PriorAuthResult,
         correlation="pa_number",
-        events=("pa.decided",),
+        events=("pa.decided", PA_INFO_REQUESTED),
         description="Prior authorization: Da Vinci PAS `Claim/$submit`; a pend is answered "
-        "later by `pa.decided`.",
+        "later by `pa.decided`, or by `pa.info_requested` (the payer asks for documents; "
+        "submit again with `update_of` = the PA number: same PA, pended again).",
     ),
     PartnerAction(
         name="payer.submit_appeal",

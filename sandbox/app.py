@@ -420,6 +420,74 @@ def create_app(
             process=process,
         )
 
+    def pa_notify(
+        sc: Scenario,
+        parsed: dict[str, Any],
+        pa_number: str,
+        code: str,
+        delay: float,
+        info: list[str] | None = None,
+    ) -> None:
+        """Schedule a PAS notification `delay` seconds on: the decision (A1 / A3; the PA
+        counts as decided from then on), or, with ``info``, a still pended response asking
+        for those documents (`pa.info_requested`)."""
+        event_id = str(uuid.uuid4())
+        response = fhir.response_bundle(parsed, pa_number, code, str(uuid.uuid4()), info)
+        note = fhir.notification_bundle(event_id, next(event_numbers), response)
+        cb = Callback(
+            service="payer",
+            type="pa.info_requested" if info else "pa.decided",
+            event_id=event_id,
+            url=f"{state.callback_url}/v1/webhooks/payer",
+            patient_ref=parsed["patient_ref"],
+            journey_ref=parsed["journey_ref"],
+            body=json.dumps(note).encode(),
+            content_type=fhir.FHIR_JSON,
+        )
+
+        def decided() -> None:
+            state.pas[pa_number]["code"] = code
+
+        steps: list[tuple[float, Callback | Callable[[], None]]] = [(delay, cb)]
+        if not info:
+            steps.insert(0, (delay, decided))
+        state.schedule(steps, duplicate=sc.duplicate_callbacks)
+
+    def pas_update(
+        sc: Scenario, parsed: dict[str, Any]
+    ) -> tuple[StoredResponse, dict[str, Any], Callable[[], None] | None]:
+        """A PAS Claim Update of a pended PA: pended again under the same PA number; the
+        first update after an info request gets the decision notified `pend_seconds` later."""
+        pa_number = parsed["update_of"]
+        record = state.pas.get(pa_number)
+        if record is None or record["patient_ref"] != parsed["patient_ref"]:
+            outcome = fhir.operation_outcome(
+                "not-found", "unknown-pa-number", "updated PA number is unknown"
+            )
+            return _fhir(400, outcome), {"rejected": 400, "update_of": pa_number}, None
+        if record["code"] != "A4":
+            outcome = fhir.operation_outcome(
+                "business-rule", "pa-not-pended", "only a pended PA can be updated"
+            )
+            return _fhir(400, outcome), {"rejected": 400, "update_of": pa_number}, None
+        decide = record.get("awaiting_info", False)
+        record["awaiting_info"] = False
+        final = record["final"] if decide else None
+        bundle = fhir.response_bundle(parsed, pa_number, "A4", str(uuid.uuid4()))
+        summary = {
+            "pa_number": pa_number,
+            "review_action_code": "A4",
+            "outcome": "pended",
+            "update_of": pa_number,
+            "final_review_action_code": final,
+        }
+
+        def after() -> None:
+            if final is not None:
+                pa_notify(sc, parsed, pa_number, final, sc.pend_seconds)
+
+        return _fhir(200, bundle), summary, after
+
     @app.post("/fhir/Claim/$submit")
     async def pas_submit(request: Request) -> Response:
         body = await request.body()
@@ -441,7 +509,10 @@ def create_app(
                     "not-found", "unknown-pa-number", "appealed PA number is unknown"
                 )
                 return _fhir(400, outcome), {"rejected": 400, "appeal_of": appeal_of}, None
+            if parsed["update_of"]:
+                return pas_update(sc, parsed)
             final: str | None = None  # decision notified later, when pended
+            info: list[str] = []  # pend_info_*: first an info request, the decision after an update
             delay = 0.0
             if appeal_of:
                 code, delay = "A4", sc.appeal_pend_seconds
@@ -450,6 +521,9 @@ def create_app(
                 code = "A1"
             elif sc.pa in ("deny", "deny_appeal_approve", "deny_appeal_deny"):
                 code = "A3"
+            elif sc.pa in ("pend_info_approve", "pend_info_deny"):
+                code, delay, info = "A4", sc.pend_seconds, list(sc.pa_info_codes)
+                final = "A1" if sc.pa == "pend_info_approve" else "A3"
             else:
                 code, delay = "A4", sc.pend_seconds
                 final = "A1" if sc.pa == "pend_approve" else "A3"
@@ -460,6 +534,7 @@ def create_app(
                 "code": code,
                 "final": final,
                 "appeal_of": appeal_of,
+                "awaiting_info": bool(info),
             }
             bundle = fhir.response_bundle(parsed, pa_number, code, str(uuid.uuid4()))
             summary = {
@@ -469,32 +544,29 @@ def create_app(
                 "appeal_of": appeal_of,
                 "final_review_action_code": final,
             }
+            if info:
+                summary["info_requested"] = info
 
             def after() -> None:
                 if final is None:
                     return
-                event_id = str(uuid.uuid4())
-                decided = fhir.response_bundle(parsed, pa_number, final, str(uuid.uuid4()))
-                note = fhir.notification_bundle(event_id, next(event_numbers), decided)
-                state.pas[pa_number]["code"] = final
-                cb = Callback(
-                    service="payer",
-                    type="pa.decided",
-                    event_id=event_id,
-                    url=f"{state.callback_url}/v1/webhooks/payer",
-                    patient_ref=parsed["patient_ref"],
-                    journey_ref=parsed["journey_ref"],
-                    body=json.dumps(note).encode(),
-                    content_type=fhir.FHIR_JSON,
-                )
-                state.schedule([(delay, cb)], duplicate=sc.duplicate_callbacks)
+                if info:
+                    pa_notify(sc, parsed, pa_number, "A4", delay, info)
+                else:
+                    pa_notify(sc, parsed, pa_number, final, delay)
 
             return _fhir(200, bundle), summary, after
 
         return await handle(
             request,
             service="payer",
-            operation="pas_appeal" if parsed and parsed["appeal_of"] else "pas_submit",
+            operation=(
+                "pas_update"
+                if parsed and parsed["update_of"]
+                else "pas_appeal"
+                if parsed and parsed["appeal_of"]
+                else "pas_submit"
+            ),
             patient_ref=parsed["patient_ref"] if parsed else None,
             journey_ref=parsed["journey_ref"] if parsed else None,
             process=process,

@@ -21,6 +21,9 @@ PAS = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
 REVIEW_ACTION_URL = PAS + "extension-reviewAction"
 REVIEW_ACTION_CODE_URL = PAS + "extension-reviewActionCode"
 CERTIFICATION_TYPE_URL = PAS + "extension-certificationType"
+CLAIM_UPDATE_PROFILE = PAS + "profile-claim-update"
+COMMUNICATION_REQUEST_PROFILE = PAS + "profile-communicationrequest"
+SERVICE_LINE_NUMBER_URL = PAS + "extension-serviceLineNumber"
 X12_306 = "https://codesystem.x12.org/005010/306"
 REVIEW_DISPLAY = {"A1": "Certified in total", "A3": "Not Certified", "A4": "Pending"}
 PAS_TOPIC = "http://hl7.org/fhir/us/davinci-pas/SubscriptionTopic/PASSubscriptionTopic"
@@ -197,11 +200,25 @@ def parse_pas_bundle(body: bytes) -> dict[str, Any]:
                 break
     if not patient_ref:
         raise FhirReject(400, "required", "missing-patient", "Claim patient has no identifier")
-    appeal_of = None
+    # PAS Claim Update (profile-claim-update): related.claim → the Claim updated, by our
+    # PA-number identifier or a reference to that Claim in the Bundle. Otherwise a related
+    # claim is our appeal convention (related.claim.identifier = the PA number appealed).
+    is_update = CLAIM_UPDATE_PROFILE in ((claim.get("meta") or {}).get("profile") or [])
+    related_pa = None
     for related in claim.get("related") or []:
-        ident = (related.get("claim") or {}).get("identifier") or {}
+        target = related.get("claim") or {}
+        ident = target.get("identifier") or {}
         if ident.get("value"):
-            appeal_of = str(ident["value"])
+            related_pa = str(ident["value"])
+        elif is_update:
+            prior = by_url.get(str(target.get("reference", ""))) or {}
+            related_pa = _identifier(prior.get("identifier"), PA_NUMBER_SYSTEM) or related_pa
+    if is_update and not related_pa:
+        raise FhirReject(
+            400, "required", "missing-related-claim", "Claim Update has no related.claim PA number"
+        )
+    appeal_of = None if is_update else related_pa
+    update_of = related_pa if is_update else None
     certification = None
     for ext in (claim.get("item") or [{}])[0].get("extension") or []:
         if ext.get("url") == CERTIFICATION_TYPE_URL:
@@ -212,12 +229,39 @@ def parse_pas_bundle(body: bytes) -> dict[str, Any]:
         "patient_ref": patient_ref,
         "journey_ref": _identifier(claim.get("identifier"), JOURNEY_SYSTEM),
         "appeal_of": appeal_of,
+        "update_of": update_of,
         "certification": certification,
         "patient_resource": patient_resource,
     }
 
 
-def claim_response(parsed: dict[str, Any], pa_number: str, code: str) -> dict[str, Any]:
+def communication_request(
+    request_id: str, loinc: str, insurer: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A PAS CommunicationRequest: the payer asks for one document (LOINC attachment code)."""
+    resource: dict[str, Any] = {
+        "resourceType": "CommunicationRequest",
+        "id": request_id,
+        "meta": {"profile": [COMMUNICATION_REQUEST_PROFILE]},
+        "identifier": [{"system": "urn:pitwall-sandbox:attachment-control", "value": request_id}],
+        "status": "active",
+        "payload": [
+            {
+                "extension": [{"url": SERVICE_LINE_NUMBER_URL, "valuePositiveInt": 1}],
+                "contentString": loinc,
+            }
+        ],
+    }
+    if insurer:
+        resource["requester"] = insurer
+    return resource
+
+
+def claim_response(
+    parsed: dict[str, Any], pa_number: str, code: str, info_requests: list[str] | None = None
+) -> dict[str, Any]:
+    """The PAS ClaimResponse; ``info_requests`` (full URLs of CommunicationRequests in the
+    same Bundle) make a pended one ask for additional information."""
     claim = parsed["claim"]
     item: dict[str, Any] = {
         "itemSequence": 1,
@@ -271,6 +315,8 @@ def claim_response(parsed: dict[str, Any], pa_number: str, code: str) -> dict[st
         "preAuthRef": pa_number,
         "item": [item],
     }
+    if info_requests:
+        response["communicationRequest"] = [{"reference": url} for url in info_requests]
     if code == "A1":
         now = utcnow()
         response["preAuthPeriod"] = {"start": iso(now), "end": iso(now + timedelta(days=180))}
@@ -278,14 +324,27 @@ def claim_response(parsed: dict[str, Any], pa_number: str, code: str) -> dict[st
 
 
 def response_bundle(
-    parsed: dict[str, Any], pa_number: str, code: str, bundle_id: str
+    parsed: dict[str, Any],
+    pa_number: str,
+    code: str,
+    bundle_id: str,
+    info_codes: list[str] | None = None,
 ) -> dict[str, Any]:
+    """The PAS response Bundle; ``info_codes`` (LOINC): the pended ClaimResponse asks for
+    those documents, one CommunicationRequest each (PAS "request for additional info")."""
+    requests = [
+        (f"urn:uuid:{bundle_id}-comreq-{n}", f"{pa_number.lower()}-info-{n}", loinc)
+        for n, loinc in enumerate(info_codes or [], start=1)
+    ]
     entries: list[dict[str, Any]] = [
         {
             "fullUrl": f"urn:uuid:{bundle_id}-cr",
-            "resource": claim_response(parsed, pa_number, code),
+            "resource": claim_response(parsed, pa_number, code, [url for url, _, _ in requests]),
         }
     ]
+    insurer = parsed["claim"].get("insurer")
+    for url, request_id, loinc in requests:
+        entries.append({"fullUrl": url, "resource": communication_request(request_id, loinc, insurer)})
     patient = parsed.get("patient_resource")
     claim_patient_ref = str((parsed["claim"].get("patient") or {}).get("reference", ""))
     if patient and claim_patient_ref:

@@ -11,8 +11,17 @@ Service = Literal["payer", "pharmacy", "consent", "copay", "sms", "email", "voic
 SERVICES: tuple[str, ...] = ("payer", "pharmacy", "consent", "copay", "sms", "email", "voice")
 
 PaScenario = Literal[
-    "approve", "deny", "pend_approve", "pend_deny", "deny_appeal_approve", "deny_appeal_deny"
+    "approve",
+    "deny",
+    "pend_approve",
+    "pend_deny",
+    "deny_appeal_approve",
+    "deny_appeal_deny",
+    "pend_info_approve",
+    "pend_info_deny",
 ]
+# A LOINC attachment code the payer asks for (PAS CommunicationRequest payload).
+LoincCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,7}-[0-9]$")]
 SmsStatus = Literal[
     "accepted", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read"
 ]
@@ -62,6 +71,10 @@ class Scenario(BaseModel):
     pa: PaScenario = "approve"
     pend_seconds: float = Field(2.0, ge=0)
     appeal_pend_seconds: float = Field(2.0, ge=0)
+    # pend_info_*: what the info request asks for (11506-3 progress note, 11502-2 lab report)
+    pa_info_codes: list[LoincCode] = Field(
+        default_factory=lambda: ["11506-3", "11502-2"], min_length=1, max_length=10
+    )
     # consent
     consent: Literal["sign", "decline", "never"] = "sign"
     consent_after_seconds: float = Field(0.5, ge=0)

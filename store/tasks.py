@@ -244,20 +244,28 @@ class TaskRepository:
             return task, True
 
     def escalate(
-        self, journey_ref: str, journey_task_id: str, to_role: str, due_at: datetime
+        self, journey_ref: str, journey_task_id: str, to_role: str, due_at: datetime | None
     ) -> bool:
-        """The journey's SLA passed: the task moves up its chain (a repeat changes nothing)."""
+        """The journey's SLA passed: the task moves up its chain, or its role is reminded
+        (the same role); the due time moves to the next level's. A repeat changes nothing."""
         with session(self.engine) as s:
             task = s.exec(
                 select(Task).where(Task.key == f"journey/{journey_ref}/{journey_task_id}")
             ).first()
-            if task is None or task.status not in OPEN or task.owner_role == to_role:
+            if task is None or task.status not in OPEN:
                 return False
-            task.owner_role, task.owner, task.due_at = to_role, None, due_at
+            if (task.owner_role, task.due_at) == (to_role, due_at or task.due_at) and (
+                task.escalation_level > 0
+            ):
+                return False
+            action = "reminded" if task.owner_role == to_role else f"escalated:{to_role}"
+            if task.owner_role != to_role:
+                task.owner_role, task.owner = to_role, None
+            task.due_at = due_at or task.due_at
             task.escalation_level += 1
             assert task.id is not None
             s.add(task)
-            s.add(TaskEvent(task_id=task.id, action=f"escalated:{to_role}"[:32]))
+            s.add(TaskEvent(task_id=task.id, action=action[:32]))
             s.commit()
             return True
 

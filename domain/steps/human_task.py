@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.steps.base import Exit, Show, StepBase, as_written, check_task_duration
+
+
+class Escalation(BaseModel):
+    """A further level: not done `after` this (from the level before), `to` takes it.
+    The same role as before is a reminder to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: str = Field(description="Duration or business time (`24h`, `16bh`, params.NAME).")
+    to: str = Field(description="The role that takes it (the same role: a reminder).")
+
+    _after = field_validator("after")(check_task_duration)
 
 
 class HumanTaskStep(StepBase):
@@ -21,6 +33,10 @@ class HumanTaskStep(StepBase):
         "on the template's calendar (`8bh`, `2bd`)."
     )
     escalate_to: str = Field(description="Role that receives the escalation.")
+    escalations: list[Escalation] = Field(
+        default_factory=list,
+        description="Further levels after the first: each `{after, to}`, in order.",
+    )
     give_up_after: str | None = Field(
         None, description="After escalation, stop waiting after this and go to on_timeout."
     )
@@ -47,6 +63,8 @@ class HumanTaskStep(StepBase):
         if self.title:
             out += f" {self.title!r}"
         out += f"; SLA {show(self.sla)}, escalate to {self.escalate_to}"
+        for level in self.escalations:
+            out += f", then after {show(level.after)} to {level.to}"
         if self.give_up_after:
             out += f"; give up after {show(self.give_up_after)} → {self.on_timeout}"
         return out

@@ -623,3 +623,55 @@ async def test_milestones_are_timestamped_once_in_the_state_and_on_the_timeline(
     }
     notes = [n.summary for n in sim.runtime.notes if n.kind == "journey.milestone"]
     assert notes == ["milestone consent_complete", "milestone delivered"]
+
+
+MISSING_INFO = """
+id: missing_info
+version: 1
+parameters: {reminder_after: 24h, escalate_after: 48h}
+steps:
+  - id: missing_info
+    kind: human_task
+    title: Send the missing enrollment information
+    role: prescriber_office
+    sla: params.reminder_after
+    escalate_to: prescriber_office
+    escalations:
+      - {after: params.escalate_after, to: case_manager}
+    give_up_after: 5d
+    on_timeout: lapsed
+  - id: done
+    kind: exit
+  - id: lapsed
+    kind: exit
+    outcome: abandoned
+"""
+
+
+async def test_an_escalation_chain_reminds_at_24h_escalates_at_72h_then_is_done() -> None:
+    done = event("task.completed", "missing_info-1", outcome="received")
+    sim = await simulate(template(MISSING_INFO), events=[(timedelta(hours=80), done)])
+    changes = [(c.change, c.role, c.due_at) for c in sim.runtime.task_changes]
+    assert changes == [
+        ("opened", "prescriber_office", T0 + timedelta(hours=24)),
+        ("escalated", "prescriber_office", T0 + timedelta(hours=72)),  # a reminder
+        ("escalated", "case_manager", T0 + timedelta(hours=72, days=5)),
+        ("completed", "prescriber_office", None),
+    ]
+    notes = [n.summary for n in sim.runtime.notes if n.kind == "task.escalated"]
+    assert notes == [
+        "task overdue; escalated to prescriber_office",
+        "task overdue; escalated to case_manager (level 2)",
+    ]
+    assert sim.state.completed_steps[0].outcome == "done_after_escalation"
+    assert sim.state.events["missing_info"]["outcome"] == "received"
+    assert not sim.state.needs_attention
+
+
+async def test_an_escalation_chain_nobody_answers_is_given_up() -> None:
+    sim = await simulate(template(MISSING_INFO))
+    assert [c.change for c in sim.runtime.task_changes] == [
+        "opened", "escalated", "escalated", "abandoned",
+    ]  # fmt: skip
+    assert sim.state.status == "abandoned"
+    assert sim.state.tasks[0].closed_at == T0 + timedelta(hours=72, days=5)

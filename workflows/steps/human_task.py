@@ -36,6 +36,34 @@ def _change(
     )  # fmt: skip
 
 
+async def _escalate(
+    j: JourneyInterpreter,
+    step: HumanTaskStep,
+    task: HumanTask,
+    level: int,
+    current: str,
+    to: str,
+    queue: bool,
+) -> datetime | None:
+    """Level n of the chain: the task moves to `to` (or `current` is reminded); returns
+    when the next level (or the give-up) is due."""
+    what = "reminded" if to == current else f"escalated to {to}"
+    task.escalated_to = to
+    j.attention(f"task {task.task_id} overdue; {what} (level {level})")
+    later = step.escalations[level - 1 :]  # the levels after this one
+    if later:
+        due: datetime | None = j.deadline(later[0].after)
+    else:
+        due = j.deadline(step.give_up_after) if step.give_up_after else None
+    if queue:
+        await j.rt.task_changed(_change(j, step, task, "escalated", to, due))
+    j.rt.note(
+        "task.escalated", f"task/{task.task_id}/escalated/{level}",
+        f"task overdue; {what} (level {level})", task_id=task.task_id,
+    )  # fmt: skip
+    return due
+
+
 @handles("human_task")
 async def human_task(
     j: JourneyInterpreter, step: HumanTaskStep, resume: list[Frame] | None
@@ -63,13 +91,22 @@ async def human_task(
         task.escalated_to = step.escalate_to
         j.attention(f"task {task.task_id} overdue; escalated to {step.escalate_to}")
         give_up = j.deadline(step.give_up_after) if step.give_up_after else None
+        next_due = j.deadline(step.escalations[0].after) if step.escalations else give_up
         if queue:
-            await j.rt.task_changed(_change(j, step, task, "escalated", step.escalate_to, give_up))
+            await j.rt.task_changed(_change(j, step, task, "escalated", step.escalate_to, next_due))
         j.rt.note(
             "task.escalated", f"task/{task.task_id}/escalated",
             f"task overdue; escalated to {step.escalate_to}", task_id=task.task_id,
         )  # fmt: skip
-        event = await j.wait([TASK_COMPLETED], task.task_id, give_up, step)
+        current = step.escalate_to
+        for level, further in enumerate(step.escalations, start=2):
+            event = await j.wait([TASK_COMPLETED], task.task_id, next_due, step)
+            if event is not None:
+                break
+            next_due = await _escalate(j, step, task, level, current, further.to, queue)
+            current, give_up = further.to, next_due
+        if event is None:
+            event = await j.wait([TASK_COMPLETED], task.task_id, give_up, step)
         j.clear_attention()
     task.closed_at = j.rt.now()
     if queue:
