@@ -18,6 +18,19 @@ Wire conventions (the sandbox and any PAS payer see the same):
   item's PAS ``extension-certificationType`` set to X12 1322 ``2`` (Appeal - Standard).
   The payer echoes the certification type on the ClaimResponse item, so a decision
   notification says whether it decided an appeal.
+- Update of a pended PA (PAS Claim Update, e.g. after the payer asked for more:
+  `PriorAuthSubmitRequest.update_of` = its PA number): the same ``Claim/$submit``, the
+  Claim with ``meta.profile`` PAS ``profile-claim-update``, ``related[0]`` relationship
+  ``prior`` whose ``claim`` references the prior Claim (included in the Bundle, after
+  the update; its identifier the PA number) and names the PA number
+  (``identifier {urn:pitwall:pa-number}``); each supplied document a
+  ``supportingInfo`` ``additionalInformation`` entry (``code`` its LOINC, flagged PAS
+  ``infoChanged = added``, ``valueReference.identifier`` ``urn:pitwall:attachment-ref``).
+  The payer answers under the same PA number (``preAuthRef``), typically A4 again.
+- Request for additional information (a notification): a ClaimResponse still A4 with
+  ``communicationRequest`` → PAS CommunicationRequests in the Bundle, each asking for a
+  LOINC attachment code (``payload.contentString``) or an X12 755 report type
+  (``category``, PWK01) → ``pa.info_requested`` (`requested_info`).
 - Decision: per item ``adjudication.extension[reviewAction].extension[reviewActionCode]``
   (X12 306): A1/A2/A6 approved, A3 denied, A4 pended, C (cancelled) denied. PA number:
   ``ClaimResponse.preAuthRef``, else the reviewAction ``number``, else the item's
@@ -30,6 +43,7 @@ Wire conventions (the sandbox and any PAS payer see the same):
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +53,7 @@ from typing import Any
 import httpx
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.claimresponse import ClaimResponse
+from fhir.resources.R4B.communicationrequest import CommunicationRequest
 from fhir.resources.R4B.coverageeligibilityrequest import CoverageEligibilityRequest
 from fhir.resources.R4B.coverageeligibilityresponse import CoverageEligibilityResponse
 from fhir.resources.R4B.extension import Extension
@@ -48,6 +63,7 @@ from pydantic import ValidationError
 from adapters._common import load_json, now, parse_time, validation_summary
 from adapters.errors import CallbackInvalid, PartnerRejected, PartnerUnavailable
 from adapters.http import PartnerClient, PartnerHttp
+from domain.partner_actions import PA_INFO_REQUESTED, PriorAuthSubmitRequest
 from domain.partners import (
     BenefitsRequest,
     BenefitsResult,
@@ -74,9 +90,18 @@ REVIEW_ACTION_URL = PAS + "extension-reviewAction"
 REVIEW_ACTION_CODE_URL = PAS + "extension-reviewActionCode"
 ADMIN_REFERENCE_URL = PAS + "extension-administrationReferenceNumber"
 CERTIFICATION_TYPE_URL = PAS + "extension-certificationType"
+CLAIM_UPDATE_PROFILE = PAS + "profile-claim-update"
+INFO_CHANGED_URL = PAS + "extension-infoChanged"
+SUPPORTING_INFO_TYPE = "http://hl7.org/fhir/us/davinci-pas/CodeSystem/PASSupportingInfoType"
+ATTACHMENT_SYSTEM = "urn:pitwall:attachment-ref"
+LOINC_SYSTEM = "http://loinc.org"
+X12_755 = "https://codesystem.x12.org/005010/755"
+RELATED_CLAIM = "http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship"
 X12_306 = "https://codesystem.x12.org/005010/306"
 X12_1322 = "https://codesystem.x12.org/005010/1322"
 APPEAL_CERTIFICATION_CODES = frozenset({"1", "2"})  # X12 1322: Appeal - Immediate / Standard
+LOINC_CODE = re.compile(r"^[0-9]{1,7}-[0-9]$")
+X12_755_CODE = re.compile(r"^[0-9A-Z]{2}$")
 
 REVIEW_OUTCOMES: dict[str, PaOutcome] = {
     "A1": "approved",
@@ -184,11 +209,43 @@ def build_pas_bundle(
         claim["related"] = [
             {
                 "claim": {"identifier": {"system": PA_NUMBER_SYSTEM, "value": req.appeal_of}},
-                "relationship": _coding(
-                    "http://terminology.hl7.org/CodeSystem/ex-relatedclaimrelationship", "prior"
-                ),
+                "relationship": _coding(RELATED_CLAIM, "prior"),
             }
         ]
+    prior: dict[str, Any] | None = None
+    if isinstance(req, PriorAuthSubmitRequest) and req.update_of:
+        update_of = req.update_of
+        # PAS Claim Update: the Claim updated goes in the Bundle, related.claim points at it
+        # (and names its PA number); items and supporting info are all repeated, new ones
+        # flagged infoChanged=added.
+        prior_url = f"urn:uuid:{uuid.uuid5(ns, 'prior-claim')}"
+        prior = {
+            "fullUrl": prior_url,
+            "resource": {**claim, "identifier": [{"system": PA_NUMBER_SYSTEM, "value": update_of}]},
+        }
+        claim["meta"] = {"profile": [CLAIM_UPDATE_PROFILE]}
+        claim["related"] = [
+            {
+                "claim": {
+                    "reference": prior_url,
+                    "identifier": {"system": PA_NUMBER_SYSTEM, "value": update_of},
+                },
+                "relationship": _coding(RELATED_CLAIM, "prior"),
+            }
+        ]
+        if req.supporting_info:
+            claim["supportingInfo"] = [
+                {
+                    "extension": [{"url": INFO_CHANGED_URL, "valueCode": "added"}],
+                    "sequence": n,
+                    "category": _coding(SUPPORTING_INFO_TYPE, "additionalInformation"),
+                    "code": _coding(LOINC_SYSTEM, code),
+                    "valueReference": {
+                        "identifier": {"system": ATTACHMENT_SYSTEM, "value": f"{update_of}/{code}"}
+                    },
+                }
+                for n, code in enumerate(dict.fromkeys(req.supporting_info), start=1)
+            ]
     patient = {
         "resourceType": "Patient",
         "identifier": [{"system": PATIENT_SYSTEM, "value": req.patient_ref}],
@@ -200,17 +257,20 @@ def build_pas_bundle(
         "beneficiary": {"reference": patient_url},
         "payor": [{"identifier": {"system": PAYER_SYSTEM, "value": payer_id}}],
     }
+    entries = [
+        {"fullUrl": claim_url, "resource": claim},
+        {"fullUrl": patient_url, "resource": patient},
+        {"fullUrl": coverage_url, "resource": coverage},
+    ]
+    if prior is not None:
+        entries.insert(1, prior)
     return Bundle.model_validate(
         {
             "resourceType": "Bundle",
             "identifier": {"system": IDEMPOTENCY_SYSTEM, "value": req.idempotency_key},
             "type": "collection",
             "timestamp": created,
-            "entry": [
-                {"fullUrl": claim_url, "resource": claim},
-                {"fullUrl": patient_url, "resource": patient},
-                {"fullUrl": coverage_url, "resource": coverage},
-            ],
+            "entry": entries,
         }
     )
 
@@ -306,6 +366,60 @@ def _claim_responses(bundle: Bundle) -> list[ClaimResponse]:
     return found
 
 
+def _resources(bundle: Bundle, found: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Resources in a bundle and its nested bundles, by fullUrl and by ``Type/id``."""
+    found = {} if found is None else found
+    for entry in bundle.entry or []:
+        resource = entry.resource
+        if resource is None:
+            continue
+        if entry.fullUrl:
+            found.setdefault(str(entry.fullUrl), resource)
+        if getattr(resource, "id", None):
+            found.setdefault(f"{resource.get_resource_type()}/{resource.id}", resource)
+        if isinstance(resource, Bundle):
+            _resources(resource, found)
+    return found
+
+
+def requested_info(cr: ClaimResponse, resources: Mapping[str, Any]) -> list[str]:
+    """What a ClaimResponse asks the provider for (PAS "request for additional
+    information"): per active ``communicationRequest``, the LOINC attachment codes of its
+    payload (``contentString``), else its X12 755 report type categories (PWK01) as
+    ``PWK01:<code>``. Codes only: the payer's free text is never read back.
+
+    Raises ValueError (naming the position, not the content) for a reference that does
+    not resolve to a CommunicationRequest in the bundle (or contained), or one that names
+    no code.
+    """
+    contained = {f"#{c.id}": c for c in cr.contained or [] if getattr(c, "id", None)}
+    requested: list[str] = []
+    for index, ref in enumerate(cr.communicationRequest or []):
+        where = f"ClaimResponse.communicationRequest[{index}]"
+        key = str(ref.reference or "")
+        target = contained.get(key) or resources.get(key)
+        if not isinstance(target, CommunicationRequest):
+            raise ValueError(f"{where} does not resolve to a CommunicationRequest in the Bundle")
+        if target.status != "active":
+            continue  # withdrawn or answered: no longer asked
+        codes = [
+            payload.contentString.strip()
+            for payload in target.payload or []
+            if payload.contentString and LOINC_CODE.match(payload.contentString.strip())
+        ]
+        if not codes:
+            codes = [
+                f"PWK01:{coding.code}"
+                for category in target.category or []
+                for coding in category.coding or []
+                if coding.system == X12_755 and coding.code and X12_755_CODE.match(coding.code)
+            ]
+        if not codes:
+            raise ValueError(f"{where} names no LOINC attachment code nor X12 755 report type")
+        requested.extend(codes)
+    return list(dict.fromkeys(requested))
+
+
 def _bundle(body: bytes | str | Mapping[str, Any], what: str) -> Bundle:
     data = load_json(body, what)
     if not isinstance(data, Mapping) or data.get("resourceType") != "Bundle":
@@ -395,11 +509,14 @@ def _classify(response: httpx.Response, body: Any) -> tuple[str | None, str]:
 
 
 def parse_notification(body: bytes | str | Mapping[str, Any]) -> list[PartnerEvent]:
-    """A PAS subscription notification Bundle → one ``pa.decided`` event per decision.
+    """A PAS subscription notification Bundle → one event per ClaimResponse that says
+    something: ``pa.decided`` for a decision, ``pa.info_requested`` for one still pended
+    (A4) that asks for additional information (``communicationRequest``; data
+    ``outcome: info_requested`` and ``requested``, see `requested_info`).
 
     event_id is the notification Bundle's id (else its identifier), suffixed with the
-    ClaimResponse id when a notification carries several decisions. ClaimResponses that are
-    still pended (A4) are not decisions and yield no event.
+    ClaimResponse id when a notification carries several ClaimResponses. A pended
+    ClaimResponse that asks for nothing is not news and yields no event.
     """
     bundle = _bundle(body, "PAS notification")
     base_id = bundle.id or (bundle.identifier.value if bundle.identifier else None)
@@ -411,28 +528,33 @@ def parse_notification(body: bytes | str | Mapping[str, Any]) -> list[PartnerEve
     responses = _claim_responses(bundle)
     if not responses:
         raise CallbackInvalid("PAS notification: no ClaimResponse in the Bundle")
+    resources = _resources(bundle)
     events: list[PartnerEvent] = []
     for index, cr in enumerate(responses):
         try:
             decision = decision_from_claim_response(cr)
+            requested = requested_info(cr, resources) if decision.outcome == "pended" else []
         except ValueError as exc:
             raise CallbackInvalid(f"PAS notification: {exc}") from exc
-        if decision.outcome == "pended":
+        if decision.outcome == "pended" and not requested:
             continue
+        data: dict[str, Any] = {
+            "outcome": "info_requested" if requested else decision.outcome,
+            "review_action_code": decision.review_action_code,
+            "pa_number": decision.pa_number,
+            "appeal": decision.appeal,
+        }
+        if requested:
+            data["requested"] = requested
         event_id = base_id if len(responses) == 1 else f"{base_id}/{cr.id or index}"
         events.append(
             PartnerEvent(
                 event_id=event_id,
-                type="pa.decided",
+                type=PA_INFO_REQUESTED if requested else "pa.decided",
                 correlation_key=decision.pa_number,
                 journey_ref=decision.journey_ref,
                 occurred_at=notified_at or decision.created or now(),
-                data={
-                    "outcome": decision.outcome,
-                    "review_action_code": decision.review_action_code,
-                    "pa_number": decision.pa_number,
-                    "appeal": decision.appeal,
-                },
+                data=data,
             )
         )
     return events
@@ -508,6 +630,7 @@ __all__ = [
     "parse_eligibility_response",
     "parse_notification",
     "parse_pas_response",
+    "requested_info",
 ]
 
 

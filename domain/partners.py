@@ -29,6 +29,11 @@ class BenefitsResult(BaseModel):
     coverage_active: bool
     pa_required: bool
     out_of_pocket: float | None = None
+    plan_type: str | None = Field(
+        None,
+        description="commercial, medicare_part_d, medicaid, other_government (None: the "
+        "payer did not say): a copay card is for commercial plans only.",
+    )
 
 
 class PriorAuthRequest(PartnerRequest):

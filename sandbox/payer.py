@@ -344,7 +344,9 @@ def response_bundle(
     ]
     insurer = parsed["claim"].get("insurer")
     for url, request_id, loinc in requests:
-        entries.append({"fullUrl": url, "resource": communication_request(request_id, loinc, insurer)})
+        entries.append(
+            {"fullUrl": url, "resource": communication_request(request_id, loinc, insurer)}
+        )
     patient = parsed.get("patient_resource")
     claim_patient_ref = str((parsed["claim"].get("patient") or {}).get("reference", ""))
     if patient and claim_patient_ref:
