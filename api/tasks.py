@@ -29,7 +29,8 @@ from store.tasks import TaskAction, TaskClosed
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 Reader = Annotated[ApiKey, require("tasks:read")]
 Worker = Annotated[ApiKey, require("tasks:write")]
-TaskId = Annotated[int, Path(ge=1, le=2**62, description="The task's id (GET /v1/tasks).")]
+# Task ids are 32-bit integers in the store (PostgreSQL's integer): a larger one is a 422.
+TaskId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The task's id (GET /v1/tasks).")]
 
 
 def task_service(request: Request) -> TaskService:
