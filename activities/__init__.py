@@ -28,7 +28,9 @@ def build_activities(settings: Settings, store: Store) -> list[Callable[..., Any
         )
         for partner in dict.fromkeys(a.partner for a in ACTIONS.values())
     }
-    partners = PartnerActivities(clients, store.timeline, store.correlations)
+    partners = PartnerActivities(
+        clients, store.timeline, store.correlations, plan_type_of=store.patients.plan_type
+    )
     messaging = MessagingActivities(
         sms=SmsClient(
             p.sms_url or sandbox,

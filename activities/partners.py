@@ -26,6 +26,7 @@ from domain.partner_actions import (
     build_request,
     correlation_fields,
 )
+from domain.partners import BenefitsResult
 from store.correlations import CorrelationRepository
 from store.timeline import TimelineEvent, TimelineRepository
 
@@ -46,10 +47,14 @@ class PartnerActivities:
         clients: dict[str, Any],
         timeline: TimelineRepository,
         correlations: CorrelationRepository,
+        plan_type_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self.clients = clients  # partner → adapter client
         self.timeline = timeline
         self.correlations = correlations
+        # The plan type on the patient's primary coverage (the intake's insurance card):
+        # a FHIR eligibility answer does not carry it, and affordability routes on it.
+        self.plan_type_of = plan_type_of
 
     def activities(self) -> list[Callable[..., Any]]:
         return [self._activity(spec) for spec in ACTIONS.values()]
@@ -60,8 +65,15 @@ class PartnerActivities:
         @activity.defn(name=spec.name)
         @partner_errors
         async def run(call: PartnerCall) -> dict[str, Any]:
-            result = await perform(typed_request(call))
-            return await self._done(call, spec.result.model_validate(result))
+            result = spec.result.model_validate(await perform(typed_request(call)))
+            if (
+                isinstance(result, BenefitsResult)
+                and result.plan_type is None
+                and (self.plan_type_of is not None)
+            ):
+                plan_type = await asyncio.to_thread(self.plan_type_of, call.patient_ref)
+                result = result.model_copy(update={"plan_type": plan_type})
+            return await self._done(call, result)
 
         run.__name__ = spec.name.replace(".", "_")
         return run

@@ -207,6 +207,15 @@ class PatientRepository:
             s.commit()
             return row
 
+    def plan_type(self, patient_ref: str) -> str | None:
+        """The plan type of the primary coverage (rank 1), if the intake gave one."""
+        with session(self.engine) as s:
+            return s.exec(
+                select(Coverage.plan_type)
+                .where(Coverage.patient_ref == patient_ref)
+                .order_by(col(Coverage.rank))
+            ).first()
+
     def by_phone(self, phone: str) -> list[str]:
         """Patients (not forgotten) this number belongs to, as patient or caregiver: a
         number a caregiver shares with two patients finds both."""
