@@ -3,8 +3,10 @@ harness (tests/workflows/conftest.py), and partner outages past the retry limit.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from domain.events import OPERATOR_RETRY
-from domain.template_loader import get_template
+from domain.template_loader import get_template, load_template
 from tests.workflows.conftest import HarnessFactory
 from tests.workflows.fakes import APPROVING, unavailable
 
@@ -81,3 +83,53 @@ async def test_a_partner_down_past_the_retry_limit_holds_the_journey_then_goes_o
     await h.reaches(jid, "consent")
     assert h.partners.calls[-1].idempotency_key == tries[0]  # the same request again
     assert not (await h.state(jid)).needs_attention
+
+
+async def test_specialty_start_v2_runs_pended_with_more_information_on_temporal(
+    journey_harness: HarnessFactory,
+) -> None:
+    """The v2 draft on the real dev server (time skipping): pended, more information,
+    resubmitted, approved; claim paid; onboarded. The queue hears of every task."""
+    v2 = load_template(Path(__file__).parents[1] / "fixtures/templates/specialty_start_v2.yaml")
+    answers = {
+        **SPECIALTY,
+        "payer.verify_benefits": {
+            "coverage_active": True,
+            "pa_required": True,
+            "plan_type": "commercial",
+        },  # fmt: skip
+        "payer.submit_prior_auth": {"pa_number": "PA-1", "outcome": "pended"},
+        "pharmacy.refer": lambda call: {
+            "rx_id": "RX-B" if call.step_id == "bridge_referral" else "RX-1"
+        },
+        "copay.enroll": {"enrollment_id": "CP-1", "outcome": "approved"},
+    }
+    h = await journey_harness(answers, template=v2)
+    jid = await h.start(patient_ref="pt-hub0001")
+    await h.reaches(jid, "consent")
+    await h.send(jid, "consent.signed", "CR-1")
+    await h.until(jid, lambda s: s.branches.get("pa_open.decision") == "pa_decision")
+    await h.send(jid, "pa.info_requested", "PA-1", requested=["11506-3"])
+    await h.until(jid, lambda s: s.branches.get("pa_open.decision") == "pa_info")
+    await h.send(jid, "task.completed", "pa_info-1")
+    await h.send(jid, "pharmacy.shipped", "RX-B")
+    await h.until(jid, lambda s: s.branches.get("pa_open.decision") == "pa_decision")
+    await h.send(jid, "pa.decided", "PA-1", outcome="approved")
+    await h.reaches(jid, "claim")
+    await h.send(jid, "pharmacy.claim_paid", "RX-1", transaction_response_status="P")
+    await h.send(jid, "pharmacy.shipped", "RX-1")
+    await h.send(jid, "pharmacy.delivered", "RX-1")
+    await h.reaches(jid, "onboarding")
+    await h.send(jid, "task.completed", "onboarding-1")
+    await h.send(jid, "patient.first_dose_confirmed", "onboarding-pt-hub0001")
+    state = await h.finish(jid)
+
+    assert (state.status, state.outcome_reason) == ("completed", "on_therapy")
+    assert [c.step_id for c in h.partners.calls] == [
+        "consent_request", "benefits", "authorization", "bridge_referral", "pa_resubmit",
+        "copay_card", "sp_referral",
+    ]  # fmt: skip
+    assert set(state.milestones) >= {"pa_submitted", "pa_decided", "claim_paid", "delivered",
+                                     "first_dose_confirmed"}  # fmt: skip
+    opened = [c.task_id for c in h.partners.task_changes if c.change == "opened"]
+    assert opened == ["pa_info-1", "onboarding-1"]
