@@ -97,7 +97,7 @@ async def test_specialty_start_v2_runs_pended_with_more_information_on_temporal(
             "coverage_active": True,
             "pa_required": True,
             "plan_type": "commercial",
-        },  # fmt: skip
+        },
         "payer.submit_prior_auth": {"pa_number": "PA-1", "outcome": "pended"},
         "pharmacy.refer": lambda call: {
             "rx_id": "RX-B" if call.step_id == "bridge_referral" else "RX-1"
