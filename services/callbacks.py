@@ -43,6 +43,8 @@ Outcome = Literal["delivered", "recorded", "kept_for_review", "opted_out", "opte
 
 REPLY = "sms.reply"
 DEFAULT_PROGRAM = {"program_name": "Pitwall Patient Support", "help_contact": "1-800-555-0100"}
+# The ledger's program for keyword answers (HELP, STOP, START), which no journey sends.
+REPLY_PROGRAM = "keyword-reply"
 # Receipts: facts about a message we sent, for the ledger (and a journey falling back).
 RECEIPTS = RECEIPT_TYPES
 
@@ -197,7 +199,7 @@ class CallbackService:
                 ContactPlan(
                     idempotency_key=f"reply/{event.event_id}",
                     patient_ref=patient_ref,
-                    program=self.program_values.get("program", "program"),
+                    program=REPLY_PROGRAM,  # no journey or program: the sender wrote to us
                     channel="sms",
                     purpose="reply",
                     message_class="operational",
