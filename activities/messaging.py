@@ -82,6 +82,7 @@ class MessagingActivities:
         gate: ContactGate | None = None,
         catalog: ContentCatalog | None = None,
         partner_timeout: float = 10.0,
+        in_flight: timedelta | None = None,
     ) -> None:
         self.sms = sms
         self.email = email
@@ -89,7 +90,12 @@ class MessagingActivities:
         self.store = store
         self.gate = gate or ContactGate(store.engine)
         self.catalog = catalog or default_catalog()
-        self.in_flight = timedelta(seconds=partner_timeout) + IN_FLIGHT_MARGIN
+        # How long an earlier try may still be talking to the gateway.
+        self.in_flight = (
+            in_flight
+            if in_flight is not None
+            else (timedelta(seconds=partner_timeout) + IN_FLIGHT_MARGIN)
+        )
         self.callback_base = callback_base.rstrip("/")
         # Twilio can only authenticate to us with credentials embedded in the callback URL
         # (basic auth); it signs the URL without them, as the receiver rebuilds it.
@@ -184,6 +190,13 @@ class MessagingActivities:
         except PartnerRejected as rejected:
             await asyncio.to_thread(self._rejected, request, entry, rejected)
             return ContactOutcome(status="failed", channel=channel, reason=rejected.code[:64])
+        except PartnerUnavailable as down:
+            if down.status is not None:  # it answered 5xx / 429: it did not take the message
+                await asyncio.to_thread(
+                    self.store.ledger.transition, entry.idempotency_key, "planned",
+                    reason=f"gateway_{down.status}",
+                )  # fmt: skip
+            raise  # a timeout may have landed: the retry reconciles (the row stays sending)
         settled = await asyncio.to_thread(self._sent, request, entry, message_id, "sent")
         log.info("message.sent", journey=request.journey_ref, step=request.step_id, id=message_id)
         return ContactOutcome(

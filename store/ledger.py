@@ -40,7 +40,8 @@ ContactStatus = Literal[
 TRANSITIONS: dict[str, frozenset[str]] = {
     "planned": frozenset({"sending", "sent", "deferred", "suppressed", "failed"}),
     "deferred": frozenset({"deferred", "sending", "sent", "suppressed", "failed"}),
-    "sending": frozenset({"sent", "delivered", "failed", "unknown"}),
+    # Back to planned: the gateway answered 5xx, so it did not take it; decided again.
+    "sending": frozenset({"planned", "sent", "delivered", "failed", "unknown"}),
     "sent": frozenset({"delivered", "failed"}),
     # An operator (or a late receipt) can still settle what reconciliation could not.
     "unknown": frozenset({"sent", "delivered", "failed"}),
