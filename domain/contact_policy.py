@@ -89,7 +89,7 @@ Verdict = Literal["ok", "skipped"]
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
 # History statuses that count as contact made (for duplicates and caps).
 COUNTED_STATUSES: frozenset[str] = frozenset({"sending", "sent", "delivered", "unknown"})
-# Marketing needs written consent (DOMAIN §5.1); the same set as store.consents.WRITTEN_METHODS.
+# Marketing needs written consent (DOMAIN §5.1); the store's consent queries use this set.
 WRITTEN_METHODS: frozenset[str] = frozenset({"written", "electronic_signature", "enrollment_form"})
 # Channels whose address is the patient's phone.
 PHONE_CHANNELS: frozenset[str] = frozenset({"sms", "voice", "task"})

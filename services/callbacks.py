@@ -28,12 +28,11 @@ from domain.events import CONTACT_CHANGED, MESSAGE_RECEIPT
 from domain.inbound import Intent, classify
 from domain.journey import patient_of
 from domain.partners import PartnerEvent
-from domain.receipts import RECEIPT_TYPES
-from domain.receipts import settled_status as settled_of
+from domain.receipts import RECEIPT_TYPES, settled_status
 from gateway.journeys import JourneyClosed, JourneyGateway, JourneyNotFound
 from gateway.visibility import JourneyFilter
 from store import Store
-from store.ledger import ContactPlan, ContactStatus
+from store.ledger import ContactPlan
 from store.receipts import apply_receipt
 from store.timeline import TimelineEvent
 
@@ -45,12 +44,6 @@ REPLY = "sms.reply"
 DEFAULT_PROGRAM = {"program_name": "Pitwall Patient Support", "help_contact": "1-800-555-0100"}
 # The ledger's program for keyword answers (HELP, STOP, START), which no journey sends.
 REPLY_PROGRAM = "keyword-reply"
-# Receipts: facts about a message we sent, for the ledger (and a journey falling back).
-RECEIPTS = RECEIPT_TYPES
-
-
-def settled_status(event: PartnerEvent) -> ContactStatus | None:
-    return settled_of(event.type, event.data)
 
 
 @dataclass(frozen=True)
@@ -97,7 +90,7 @@ class CallbackService:
     async def _deliver_one(self, partner: str, event: PartnerEvent) -> Outcome:
         if event.type == REPLY:
             return (await self.reply(partner, event)).outcome
-        if event.type in RECEIPTS:
+        if event.type in RECEIPT_TYPES:  # for the ledger (and a journey falling back)
             receipt = await asyncio.to_thread(self._settle, partner, event)
             if receipt is not None and receipt.journey_ref and self.journeys is not None:
                 # A journey waits on this one to fall back to its next channel.
@@ -268,7 +261,7 @@ class CallbackService:
         transaction; in-flight ones change nothing and read nothing. A settling receipt
         for a message we never sent is kept for review. Returns the `message.receipt` to
         signal when a journey waits on it to fall back."""
-        settled = settled_status(event)
+        settled = settled_status(event.type, event.data)
         if settled is None:
             return None
         entry = self.store.ledger.by_provider_message_id(event.correlation_key)

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal, get_args
 from sqlalchemy import JSON, ColumnElement, Engine, String, func, update
 from sqlmodel import Field, Session, SQLModel, col, or_, select
 
-from domain.contact_policy import ConsentFacts
+from domain.contact_policy import WRITTEN_METHODS, ConsentFacts
 from store.db import session
 from store.phi import RedactedRepr
 from store.types import UtcDateTime, utcnow
@@ -27,8 +27,6 @@ Purpose = Literal["treatment", "adherence", "marketing"]
 Person = Literal["patient", "caregiver"]
 ConsentStatus = Literal["active", "rejected", "inactive", "entered-in-error"]
 CONSENT_METHODS = ("written", "electronic_signature", "enrollment_form", "verbal", "sms_keyword")
-# Marketing needs written consent (DOMAIN §5.1).
-WRITTEN_METHODS = frozenset({"written", "electronic_signature", "enrollment_form"})
 
 
 class ConsentGrant(SQLModel):

@@ -32,8 +32,8 @@ from domain.contact_policy import (
 from store.consents import Consent, ConsentRepository, PreferenceRepository
 from store.db import insert_ignore, session
 from store.ledger import ContactEvent, ContactLedgerEntry
-from store.patients import Patient
-from store.reachability import UnreachableAddress, address_digest
+from store.patients import Patient, lock_patient
+from store.reachability import ReachabilityRepository, address_digest
 from store.timeline import TimelineEvent, TimelineRepository
 from store.types import utcnow
 
@@ -88,7 +88,7 @@ class ContactGate:
 
     def decide(self, attempt: ContactAttempt) -> Decided:
         with session(self.engine) as s:
-            patient = _lock(s, attempt.patient_ref)
+            patient = lock_patient(s, attempt.patient_ref)
             entry = _by_key(s, attempt.idempotency_key)
             if entry is not None and entry.status in DECIDED:
                 return Decided(entry, False, None, None)
@@ -221,18 +221,6 @@ def _fallback_left(attempt: ContactAttempt, channel: str) -> bool:
     return channel in RECEIPTED and any(c not in tried for c in attempt.channels)
 
 
-def _lock(s: Session, patient_ref: str) -> Patient | None:
-    """The patient row, locked for the transaction (None if there is no record)."""
-    if s.get_bind().dialect.name == "sqlite":
-        # Take SQLite's write lock first: a reader that writes later may fail instead of wait.
-        s.execute(
-            update(Patient)
-            .where(col(Patient.patient_ref) == patient_ref)
-            .values(updated_at=Patient.updated_at)
-        )
-    return s.get(Patient, patient_ref, with_for_update=True)
-
-
 def _by_key(s: Session, key: str) -> ContactLedgerEntry | None:
     return s.exec(
         select(ContactLedgerEntry).where(ContactLedgerEntry.idempotency_key == key)
@@ -248,12 +236,7 @@ def _patient_facts(s: Session, patient: Patient | None, patient_ref: str) -> Pat
         "sms": patient.phone, "voice": patient.phone, "task": patient.phone,
         "email": patient.email, "push": None,
     }  # fmt: skip
-    blocked = {
-        (r.channel, r.address_digest)
-        for r in s.exec(
-            select(UnreachableAddress).where(UnreachableAddress.patient_ref == patient_ref)
-        )
-    }
+    blocked = ReachabilityRepository.blocked(s, patient_ref)
     for channel, address in list(addresses.items()):
         if address and (channel, address_digest(address)) in blocked:
             addresses[channel] = None  # e.g. a landline cannot take texts

@@ -42,6 +42,7 @@ from store.patients import (
     PatientErased,
     Prescriber,
     PrescriberDetails,
+    lock_patient,
 )
 from store.timeline import TimelineEntry, TimelineEvent, TimelineRepository, TimelineType
 from store.types import utcnow
@@ -249,16 +250,7 @@ def _table(model: type[SQLModel]) -> Table:
 def _lock_live(s: Session, patient_ref: str) -> Patient:
     """The patient, locked until the transaction ends; LookupError if unknown,
     PatientErased if forgotten."""
-    if s.get_bind().dialect.name == "sqlite":
-        # SQLite locks the database at a transaction's first write, and a reader that
-        # writes later may fail: take the lock first, with a write that changes nothing.
-        patients = _table(Patient)
-        s.execute(
-            update(patients)
-            .where(patients.c.patient_ref == patient_ref)
-            .values(updated_at=patients.c.updated_at)
-        )
-    patient = s.get(Patient, patient_ref, with_for_update=True)
+    patient = lock_patient(s, patient_ref)
     if patient is None:
         raise LookupError(f"unknown patient {patient_ref}")
     if patient.forgotten_at is not None:

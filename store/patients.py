@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import Engine, UniqueConstraint
+from sqlalchemy import Engine, UniqueConstraint, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from domain.journey import check_pseudonym
@@ -252,6 +252,20 @@ class PatientRepository:
             raise LookupError(f"unknown patient {patient_ref}")
         if patient.forgotten_at is not None:
             raise PatientErased(patient_ref)
+
+
+def lock_patient(s: Session, patient_ref: str) -> Patient | None:
+    """The patient row, locked until the transaction ends (None if there is none):
+    PostgreSQL SELECT ... FOR UPDATE; SQLite locks the database at a transaction's first
+    write and a reader that writes later may fail, so take the lock first with a write
+    that changes nothing."""
+    if s.get_bind().dialect.name == "sqlite":
+        s.execute(
+            update(Patient)
+            .where(col(Patient.patient_ref) == patient_ref)
+            .values(updated_at=Patient.updated_at)
+        )
+    return s.get(Patient, patient_ref, with_for_update=True)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import hashlib
 from datetime import datetime
 
 from sqlalchemy import Engine, UniqueConstraint
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, select
 
 from store.db import insert_ignore, session
 from store.types import UtcDateTime, utcnow
@@ -47,10 +47,11 @@ class ReachabilityRepository:
             s.commit()
             return inserted
 
-    def blocked(self, patient_ref: str) -> dict[tuple[str, str], str]:
-        """(channel, address digest) -> reason, for one patient."""
-        with session(self.engine) as s:
-            rows = s.exec(
-                select(UnreachableAddress).where(UnreachableAddress.patient_ref == patient_ref)
-            )
-            return {(r.channel, r.address_digest): r.reason for r in rows}
+    @staticmethod
+    def blocked(s: Session, patient_ref: str) -> set[tuple[str, str]]:
+        """(channel, address digest) pairs that cannot take that channel, for one patient
+        (read inside the caller's transaction: the contact gate's)."""
+        rows = s.exec(
+            select(UnreachableAddress).where(UnreachableAddress.patient_ref == patient_ref)
+        )
+        return {(r.channel, r.address_digest) for r in rows}

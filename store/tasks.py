@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Engine, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel, col, select
@@ -81,6 +81,11 @@ class TaskEvent(SQLModel, table=True):
     action: str = Field(max_length=32)
     at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     actor: str | None = Field(default=None, max_length=64)
+
+
+def journey_task_key(journey_ref: str, journey_task_id: str) -> str:
+    """A journey's task is opened once per journey and task id."""
+    return f"journey/{journey_ref}/{journey_task_id}"
 
 
 class TaskClosed(Exception):
@@ -156,32 +161,29 @@ class TaskRepository:
             "step_id": step_id, "reason": reason, "note": note, "opened_at": at,
             "due_at": at + within,
         }  # fmt: skip
-        with session(self.engine) as s:
-            inserted = insert_ignore(s, Task.__table__, row, conflict=["key"])  # type: ignore[attr-defined]
-            task = s.exec(select(Task).where(Task.key == key)).one()
-            if inserted:
-                assert task.id is not None
-                s.add(TaskEvent(task_id=task.id, action="opened", at=at))
-            s.commit()
-            return task, inserted
+        return self._insert(row)
 
     def open_for_journey(self, opened: JourneyTaskOpened) -> tuple[Task, bool]:
         """A journey's human task, once per journey task id (a replayed or retried
         activity opens nothing more)."""
         row = {
-            "key": f"journey/{opened.journey_ref}/{opened.journey_task_id}",
+            "key": journey_task_key(opened.journey_ref, opened.journey_task_id),
             "kind": "journey_task", "title": opened.title, "status": "requested",
             "owner_role": opened.role, "priority": opened.priority,
             "patient_ref": opened.patient_ref, "journey_ref": opened.journey_ref,
             "step_id": opened.step_id, "journey_task_id": opened.journey_task_id,
             "reason": opened.step_id[:64], "opened_at": opened.opened_at, "due_at": opened.due_at,
         }  # fmt: skip
+        return self._insert(row)
+
+    def _insert(self, row: dict[str, Any]) -> tuple[Task, bool]:
+        """Insert once per key, with its `opened` trail entry; (the task, True if new)."""
         with session(self.engine) as s:
             inserted = insert_ignore(s, Task.__table__, row, conflict=["key"])  # type: ignore[attr-defined]
             task = s.exec(select(Task).where(Task.key == row["key"])).one()
             if inserted:
                 assert task.id is not None
-                s.add(TaskEvent(task_id=task.id, action="opened", at=opened.opened_at))
+                s.add(TaskEvent(task_id=task.id, action="opened", at=row["opened_at"]))
             s.commit()
             return task, inserted
 
@@ -192,7 +194,7 @@ class TaskRepository:
     def by_journey_task(self, journey_ref: str, journey_task_id: str) -> Task | None:
         with session(self.engine) as s:
             return s.exec(
-                select(Task).where(Task.key == f"journey/{journey_ref}/{journey_task_id}")
+                select(Task).where(Task.key == journey_task_key(journey_ref, journey_task_id))
             ).first()
 
     def find(
@@ -250,7 +252,7 @@ class TaskRepository:
         (the same role); the due time moves to the next level's. A repeat changes nothing."""
         with session(self.engine) as s:
             task = s.exec(
-                select(Task).where(Task.key == f"journey/{journey_ref}/{journey_task_id}")
+                select(Task).where(Task.key == journey_task_key(journey_ref, journey_task_id))
             ).first()
             if task is None or task.status not in OPEN:
                 return False
