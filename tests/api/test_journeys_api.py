@@ -360,8 +360,10 @@ async def test_templates_list_and_detail(api: ApiStack) -> None:
     detail = await api.http.get(f"/v1/templates/{TEMPLATE}", params={"version": 1})
     assert detail.status_code == 200
     template = detail.json()
-    assert template["versions"] == [1]
+    assert template["versions"] == [1, 2]
     assert template["steps"][0]["id"] == "consent_request"
+    latest = (await api.http.get(f"/v1/templates/{TEMPLATE}")).json()
+    assert (latest["version"], latest["steps"][0]["id"]) == (2, "referral")
     assert template["mermaid"].startswith("flowchart")
     missing = await api.http.get("/v1/templates/no_such_template")
     assert assert_problem(missing, 404, "template-not-found")["known_templates"] == KNOWN_TEMPLATES

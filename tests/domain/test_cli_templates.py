@@ -15,6 +15,7 @@ def test_validate_repo_templates() -> None:
     assert result.exit_code == 0, result.output
     assert "✓" in result.stdout
     assert "specialty_start v1 (29 steps)" in result.stdout
+    assert "specialty_start v2 (" in result.stdout
     assert result.stderr == ""
 
 
@@ -45,7 +46,7 @@ def test_validate_missing_path_exits_2(tmp_path) -> None:
 
 
 def test_show_mermaid() -> None:
-    result = runner.invoke(app, ["show", "specialty_start", "--mermaid"])
+    result = runner.invoke(app, ["show", "specialty_start", "--version", "1", "--mermaid"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("flowchart TD\n")
     assert 's_pa_decision -->|"timeout 14d"| s_pa_followup' in result.stdout
@@ -53,11 +54,13 @@ def test_show_mermaid() -> None:
 
 
 def test_show_text_only_and_default_both() -> None:
-    text = runner.invoke(app, ["show", "specialty_start", "--text"])
+    latest = runner.invoke(app, ["show", "specialty_start", "--text"])
+    assert latest.stdout.startswith("specialty_start v2")
+    text = runner.invoke(app, ["show", "specialty_start", "--version", "1", "--text"])
     assert text.exit_code == 0
     assert text.stdout.startswith("specialty_start v1")
     assert "flowchart" not in text.stdout
-    both = runner.invoke(app, ["show", "specialty_start"])
+    both = runner.invoke(app, ["show", "specialty_start", "--version", "1"])
     assert both.exit_code == 0
     assert "9. pa_decision" in both.stdout
     assert "```mermaid\nflowchart TD\n" in both.stdout

@@ -8,7 +8,7 @@ from tests.domain.conftest import MINI, mutate
 
 
 def test_text_lists_every_step_with_its_essentials() -> None:
-    template = get_template("specialty_start")
+    template = get_template("specialty_start", version=1)
     text = to_text(template)
     numbered = [ln for ln in text.splitlines() if re.match(r"^\s*\d+\. ", ln)]
     assert len(numbered) == len(template.steps)
@@ -28,7 +28,7 @@ def test_text_lists_every_step_with_its_essentials() -> None:
 
 
 def test_mermaid_has_a_node_per_step_and_labelled_edges() -> None:
-    template = get_template("specialty_start")
+    template = get_template("specialty_start", version=1)
     chart = to_mermaid(template)
     lines = chart.splitlines()
     assert lines[0] == "flowchart TD"

@@ -132,6 +132,7 @@ class Stack:
                 "/v1/journeys",
                 json={
                     "template": "specialty_start",
+                    "template_version": 1,  # v2's paths: test_hub_paths_e2e.py
                     "patient_id": self.external[patient_ref],
                     "program": PROGRAM,
                     "params": FAST_PARAMS,

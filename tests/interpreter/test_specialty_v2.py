@@ -1,22 +1,20 @@
 """specialty_start v2, every path of the case state machine, on a virtual clock: the
 production interpreter with scripted partners (DOMAIN.md §2).
 
-v2 waits in tests/fixtures/templates until the sandbox, the demo and the end-to-end
-tests are ready for it; templates/ still serves v1 to new journeys."""
+New journeys start on v2; v1 journeys finish on v1."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from domain.actions import PartnerCall
 from domain.partners import PartnerEvent
-from domain.template_loader import load_template
+from domain.template_loader import get_template
 from simulate.runtime import VirtualRuntime
 from tests.interpreter.conftest import T0, event, simulate
 
-V2 = load_template(Path(__file__).parents[1] / "fixtures/templates/specialty_start_v2.yaml")
+V2 = get_template("specialty_start", version=2)
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 

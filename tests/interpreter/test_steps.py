@@ -54,7 +54,7 @@ def fixed_then_retried(reasons: list[str | None]) -> Callable[[VirtualRuntime], 
 
 async def test_specialty_start_runs_to_the_refill_reminder_on_a_virtual_clock() -> None:
     sim = await simulate(
-        get_template("specialty_start"),
+        get_template("specialty_start", version=1),
         APPROVING,
         events=[
             (DAY, event("consent.signed", "CR-1")),

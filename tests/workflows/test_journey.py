@@ -15,7 +15,7 @@ from gateway.journeys import ControlRejected, JourneyClosed, JourneyGateway, Jou
 from tests.workflows.conftest import Harness, HarnessFactory
 from tests.workflows.fakes import APPROVING, rejected
 
-TEMPLATE = get_template("specialty_start")
+TEMPLATE = get_template("specialty_start", version=1)
 
 
 def step_times(state: JourneyState, step_id: str) -> tuple[datetime, datetime]:

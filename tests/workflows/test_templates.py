@@ -3,10 +3,9 @@ harness (tests/workflows/conftest.py), and partner outages past the retry limit.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from domain.events import OPERATOR_RETRY
-from domain.template_loader import get_template, load_template
+from domain.template_loader import get_template
 from tests.workflows.conftest import HarnessFactory
 from tests.workflows.fakes import APPROVING, unavailable
 
@@ -67,7 +66,7 @@ async def test_an_overdue_task_escalates_in_the_queue_then_is_given_up(
 async def test_a_partner_down_past_the_retry_limit_holds_the_journey_then_goes_on(
     journey_harness: HarnessFactory,
 ) -> None:
-    template = get_template("specialty_start").model_copy(update={"partner_attempts": 2})
+    template = get_template("specialty_start", version=1).model_copy(update={"partner_attempts": 2})
     h = await journey_harness({**SPECIALTY, "consent.request": unavailable()}, template=template)
     jid = await h.start()
     held = await h.until(jid, lambda s: s.needs_attention)
@@ -88,9 +87,9 @@ async def test_a_partner_down_past_the_retry_limit_holds_the_journey_then_goes_o
 async def test_specialty_start_v2_runs_pended_with_more_information_on_temporal(
     journey_harness: HarnessFactory,
 ) -> None:
-    """The v2 draft on the real dev server (time skipping): pended, more information,
+    """v2 on the real dev server (time skipping): pended, more information,
     resubmitted, approved; claim paid; onboarded. The queue hears of every task."""
-    v2 = load_template(Path(__file__).parents[1] / "fixtures/templates/specialty_start_v2.yaml")
+    v2 = get_template("specialty_start", version=2)
     answers = {
         **SPECIALTY,
         "payer.verify_benefits": {
