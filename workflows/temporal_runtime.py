@@ -45,6 +45,10 @@ def partner_retry(attempts: int) -> RetryPolicy:
 ACTIVITY_TIMEOUT = timedelta(seconds=15)
 TIMELINE_PATCH = "timeline-v1"
 CONTINUE_AS_NEW_PATCH = "continue-as-new-v1"
+# A paused journey is indexed as stage ON_HOLD (DOMAIN.md §2: any state → ON_HOLD), so
+# operators filter it in the Temporal UI; its own stage comes back on resume.
+ON_HOLD_PATCH = "on-hold-stage-v1"
+ON_HOLD = "ON_HOLD"
 T = TypeVar("T")
 
 
@@ -251,14 +255,17 @@ class TemporalRuntime:
     # -- surfacing -----------------------------------------------------------------
     def publish(self, state: JourneyState) -> None:
         workflow.set_current_details(summary(state))
+        stage = state.stage
+        if state.status == "paused" and workflow.patched(ON_HOLD_PATCH):
+            stage = ON_HOLD
         wanted: dict[str, Any] = {
-            sa.STAGE.name: state.stage,
+            sa.STAGE.name: stage,
             sa.NEEDS_ATTENTION.name: state.needs_attention,
         }
         if wanted != self._published:
             workflow.upsert_search_attributes(
                 [
-                    sa.STAGE.value_set(state.stage),
+                    sa.STAGE.value_set(stage),
                     sa.NEEDS_ATTENTION.value_set(state.needs_attention),
                 ]
             )

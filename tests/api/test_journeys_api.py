@@ -308,8 +308,15 @@ async def test_pause_twice_is_409_and_resume_continues(api: ApiStack) -> None:
     assert body["detail"] == "cannot pause a journey that is paused"
     assert await accepted_updates(api, journey_id, "pause") == 1
 
+    async def on_hold(want: bool) -> bool:
+        page = await api.http.get("/v1/journeys", params={"stage": "ON_HOLD", "page_size": 100})
+        return (journey_id in {item["journey_id"] for item in page.json()["items"]}) == want
+
+    # Paused is indexed as stage ON_HOLD: operators filter for it (Temporal UI, /v1).
+    assert await eventually(lambda: on_hold(True))
     resumed = await api.http.post(f"/v1/journeys/{journey_id}/resume")
     assert resumed.status_code == 200 and resumed.json()["status"] == "running"
+    assert await eventually(lambda: on_hold(False))
     assert_problem(await api.http.post(f"/v1/journeys/{journey_id}/resume"), 409, "invalid-state")
 
 
