@@ -83,7 +83,7 @@ class ContactOutcome(BaseModel):
 class TaskChange(SideEffect):
     """What happened to a journey's human task, for the task queue (the store)."""
 
-    change: Literal["opened", "escalated", "completed", "abandoned"]
+    change: Literal["opened", "escalated", "completed", "abandoned", "cancelled"]
     task_id: str = Field(description="The journey's own task id, e.g. schedule_training-1.")
     title: str = ""
     role: str

@@ -23,6 +23,7 @@ from domain.steps import Step
 from domain.steps.base import StepBase
 from workflows.runtime import JourneyCancelled, JourneyRuntime, SwitchRun
 from workflows.steps import END, load_handlers
+from workflows.steps.human_task import cancel_open_tasks
 
 HANDLERS = load_handlers()
 DEFAULT_TIMEZONE = "America/New_York"
@@ -63,6 +64,7 @@ class JourneyInterpreter:
             self.state.outcome_reason = str(cancelled) or "cancelled"
             self.state.pending_wait = None
             self.state.next_due_at = None
+            await cancel_open_tasks(self, "journey_cancelled")
             self.rt.note("journey.ended", "finished", "journey cancelled")
         self.state.needs_attention = False
         self.state.branches.clear()

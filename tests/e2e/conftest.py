@@ -93,7 +93,11 @@ class Stack:
 
     # -- patients and journeys ---------------------------------------------------------
     def new_patient(
-        self, scenario: dict[str, Any], sms_consent: bool = True, phone: str = "+15555550199"
+        self,
+        scenario: dict[str, Any],
+        sms_consent: bool = True,
+        phone: str = "+15555550199",
+        plan_type: str | None = None,
     ) -> str:
         """A patient registered and consented over HTTP, as a hub intake service would;
         returns Pitwall's pseudonym (what the sandbox sees). `external[ref]` is our id."""
@@ -107,6 +111,11 @@ class Stack:
                         {"system": "email", "value": f"{patient_id}@example.com"},
                     ],
                     "timezone": "America/New_York",
+                    **(
+                        {"coverage": [{"payor": "payer-sandbox", "plan_type": plan_type}]}
+                        if plan_type
+                        else {}
+                    ),
                 },
             )
             assert put.status_code == 201, put.text
@@ -125,17 +134,24 @@ class Stack:
         put.raise_for_status()
         return ref
 
-    async def start(self, patient_ref: str) -> str:
+    async def start(
+        self,
+        patient_ref: str,
+        version: int = 1,  # v2's paths: test_hub_paths_e2e.py
+        params: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> str:
         """Through POST /v1/journeys, by our own patient id."""
         async with httpx.AsyncClient(base_url=self.receiver_url, headers=self.admin_headers) as api:
             response = await api.post(
                 "/v1/journeys",
                 json={
                     "template": "specialty_start",
-                    "template_version": 1,  # v2's paths: test_hub_paths_e2e.py
+                    "template_version": version,
                     "patient_id": self.external[patient_ref],
                     "program": PROGRAM,
-                    "params": FAST_PARAMS,
+                    "params": (FAST_PARAMS if version == 1 else {}) if params is None else params,
+                    "context": context or {},
                     "time_scale": TIME_SCALE,
                 },
             )

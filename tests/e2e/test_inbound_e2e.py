@@ -85,7 +85,8 @@ async def test_a_message_waiting_for_quiet_hours_is_suppressed_the_moment_stop_a
         )
         assert put.status_code == 200, put.text
         started = await api.post("/v1/journeys", json={
-            "template": "specialty_start", "patient_id": stack.external[patient],
+            "template": "specialty_start", "template_version": 1,
+            "patient_id": stack.external[patient],
             "program": PROGRAM, "params": FAST_PARAMS, "time_scale": 1.0,
         })  # fmt: skip
         assert started.status_code == 201, started.text

@@ -75,7 +75,8 @@ async def open_case(stack: Stack, patient_id: str) -> tuple[str, str]:
             f"{stack.sandbox_url}/_sandbox/scenarios/{patient_ref}", json=scenario
         )
         scripted.raise_for_status()
-        body = {"template": "specialty_start", "patient_id": patient_id, "program": PROGRAM,
+        body = {"template": "specialty_start", "template_version": 1,
+                "patient_id": patient_id, "program": PROGRAM,
                 "params": FAST_PARAMS, "time_scale": TIME_SCALE}  # fmt: skip
         started = await api.post("/v1/journeys", json=body)
         assert started.status_code == 201, started.text

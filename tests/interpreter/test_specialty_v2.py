@@ -225,7 +225,15 @@ async def test_cancelled_from_any_state() -> None:
     sim = await simulate(
         V2,
         answers(**{"payer.submit_prior_auth": {"pa_number": "PA-1", "outcome": "pended"}}),
-        setup=setup, events=[(HOUR, event("consent.signed", "CR-1"))],
+        setup=setup,
+        events=[(HOUR, event("consent.signed", "CR-1")),
+                (DAY, event("pa.info_requested", "PA-1", requested=["11506-3"]))],
     )  # fmt: skip
     assert sim.state.status == "cancelled"
     assert "pa_approved" not in path(sim.state)
+    # The office's open task is cancelled in the queue with the journey (task-cancel-v1).
+    assert [(c.task_id, c.change, c.outcome) for c in sim.runtime.task_changes] == [
+        ("pa_info-1", "opened", None), ("pa_info-1", "escalated", None),  # 8 business h
+        ("pa_info-1", "cancelled", "journey_cancelled"),
+    ]  # fmt: skip
+    assert all(t.closed_at is not None for t in sim.state.tasks)

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 
 TASK_QUEUE_PATCH = "task-queue-v1"
+# A cancelled journey cancels its open tasks in the queue: no one works a closed case.
+TASK_CANCEL_PATCH = "task-cancel-v1"
 
 
 def _change(
@@ -34,6 +36,20 @@ def _change(
         change=change, task_id=task.task_id, title=task.title, role=role,
         opened_at=task.opened_at, due_at=due_at, outcome=outcome,
     )  # fmt: skip
+
+
+async def cancel_open_tasks(j: JourneyInterpreter, reason: str) -> None:
+    """The journey was cancelled: close each open task, in the queue too."""
+    for task in j.state.tasks:
+        if task.closed_at is not None:
+            continue
+        task.closed_at = j.rt.now()
+        if j.rt.patched(TASK_QUEUE_PATCH) and j.rt.patched(TASK_CANCEL_PATCH):
+            step = j.template.step(task.step_id)
+            assert isinstance(step, HumanTaskStep)
+            await j.rt.task_changed(
+                _change(j, step, task, "cancelled", task.escalated_to or task.role, None, reason)
+            )
 
 
 async def _escalate(
