@@ -2,9 +2,10 @@
 
 A change to workflow or interpreter code that breaks one of these would break running
 journeys: guard it with `workflow.patched(...)` instead. Record new goldens after a
-workflow change with `PITWALL_RECORD_HISTORIES=r7 .venv/bin/pytest tests/workflows`
-(test_journey.py and test_long_journeys.py record them; r7 is the next revision name;
-keep the old files: they stand for journeys still running on the old code).
+workflow change with `PITWALL_RECORD_HISTORIES=r8 .venv/bin/pytest tests/workflows`
+(test_journey.py, test_long_journeys.py and test_templates.py record them; r8 is the
+next revision name; keep the old files: they stand for journeys still running on the old
+code).
 r1: before the timeline; r2: with the timeline writer (patch timeline-v1); r3: a journey
 that continues as new (patch continue-as-new-v1): its first run, ending in the switch,
 and its second run, starting from the memory the first handed over. r4: recorded with
@@ -13,7 +14,9 @@ and the retired `set_preferences` update, which must stay as a handler for them.
 started by one StartWorkflowExecution (no `attach`); its messages are the first
 generation (one channel, `messaging.send`). r6: messages through the contact policy
 (patch contact-policy-v1: `messaging.contact`, a wait for the receipt while channels
-are left to fall back to).
+are left to fall back to). r7: specialty_start v2 (tasks in the queue, task-queue-v1;
+a pause indexed ON_HOLD, on-hold-stage-v1; a cancelled journey's open task cancelled,
+task-cancel-v1), and v1 again on the same code.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ GOLDEN = {path.stem: path.read_text() for path in HISTORIES}
 
 
 def test_golden_histories_exist() -> None:
-    assert len(HISTORIES) >= 17
+    assert len(HISTORIES) >= 25
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
