@@ -102,13 +102,11 @@ async def start_demo(settings: Settings, keys: demo.DevKeys) -> list[str]:
         started = await demo.start_journeys(
             api, settings.sandbox.base_url(), "specialty_start", settings.stack.demo_time_scale
         )
-    lines = [f"  {'':8} {'hub patient id':20} {'journey (Pitwall pseudonym)':42} story"]
+    lines = [f"  {'':8} {'hub patient id':18} {'stage to look for':26} story"]
     for journey in started:
         how = "started" if journey.ack.created else "resumed"
-        lines.append(
-            f"  {how:8} {journey.patient.patient_id:20} {journey.ack.journey_id:42} "
-            f"{journey.patient.story}"
-        )
+        patient = journey.patient
+        lines.append(f"  {how:8} {patient.patient_id:18} {patient.shows:26} {patient.story}")
     return lines
 
 
@@ -146,6 +144,10 @@ def main() -> int:
             f"{settings.receiver.base_url()}/v1/patients/demo-pended\n"
             f"\nDemo journeys (a journey-day every "
             f"{86400 / settings.stack.demo_time_scale:g} s):\n" + "\n".join(lines) + "\n\n"
+            'Filter in the Temporal UI: PitwallStage = "ON_HOLD"    |    '
+            "PitwallNeedsAttention = true\n"
+            "Tasks: python starter.py tasks list --role prescriber_office    |    "
+            "python starter.py tasks complete ID --outcome received\n"
             "Try: .venv/bin/temporal workflow list    |    "
             "python starter.py journeys --patient demo-pended\n"
             "Texts: python starter.py contacts demo-stop    |    "

@@ -24,7 +24,7 @@ import httpx
 
 from client.http import PitwallHttpClient
 from contract.journeys import StartJourney
-from contract.patients import ConsentGrantIn, ContactPoint, PatientIn
+from contract.patients import ConsentGrantIn, ContactPoint, CoverageIn, PatientIn, PlanType
 from domain.journey import StartAck
 from store.api_keys import WEBHOOK_PARTNERS, ApiKeyRepository
 
@@ -37,50 +37,132 @@ class DemoPatient:
     story: str
     scenario: dict[str, Any]
     phone: str
+    shows: str  # the stage it is seen in (PitwallStage), once the stack has run a minute
     sms_consent: bool = True
+    plan_type: PlanType = "commercial"  # the primary coverage: decides the copay card
+    params: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=lambda: {"timezone": "America/New_York"})
     texts: tuple[str, ...] = ()  # what the patient texts once the journey runs
+    hold: str | None = None  # put on hold with this reason once started
 
+
+# Long waits keep each patient in its state while you look (a journey-day is 4 s):
+# nobody works the hub's tasks here, so they escalate and mark needs-attention.
+LONG = 3600.0
+NO_BRIDGE = {"offers_bridge": False}
 
 DEMO_PATIENTS = (
-    DemoPatient("demo-approve", "PA approved at once", {"pa": "approve"}, "+15555550101"),
+    DemoPatient(
+        "demo-approve",
+        "PA approved at once; copay card (commercial plan); shipped, delivered; waiting "
+        "for the nurse's injection training",
+        {"pa": "approve"},
+        "+15555550101",
+        shows="ONBOARDING",
+    ),
+    DemoPatient(
+        "demo-missing-info",
+        "Enrollment form incomplete: the office's task is reminded at 24 h and escalated "
+        "to a case manager at 72 h",
+        {"pa": "approve"},
+        "+15555550108",
+        shows="INTAKE_INCOMPLETE",
+        params={"give_up_after": "365d"},
+        context={"timezone": "America/New_York", "intake_missing": "prescriber_npi"},
+    ),
     DemoPatient(
         "demo-pended",
-        "PA pended ~6 days, then approved by payer callback",
-        {"pa": "pend_approve", "pend_seconds": 25},
+        "PA pended by the payer; follow-up tasks to the reimbursement team",
+        {"pa": "pend_approve", "pend_seconds": LONG},
         "+15555550102",
+        shows="PA_PENDED",
+        params=NO_BRIDGE,
+    ),
+    DemoPatient(
+        "demo-info",
+        "PA pended, then the payer asks for a progress note and labs: a task for the office",
+        {"pa": "pend_info_approve", "pend_seconds": 3},
+        "+15555550109",
+        shows="ADDITIONAL_INFO_REQUESTED",
+        params=NO_BRIDGE,
     ),
     DemoPatient(
         "demo-appeal",
-        "PA denied, appeal approved after a pend",
-        {"pa": "deny_appeal_approve", "appeal_pend_seconds": 15},
+        "PA denied; the appeal is with the payer",
+        {"pa": "deny_appeal_approve", "appeal_pend_seconds": LONG},
         "+15555550103",
+        shows="APPEAL_SUBMITTED",
+        params=NO_BRIDGE,
+    ),
+    DemoPatient(
+        "demo-bridge",
+        "PA pended; a 14-day bridge supply shipped meanwhile",
+        {"pa": "pend_approve", "pend_seconds": LONG},
+        "+15555550110",
+        shows="BRIDGE_SHIPPED",
+    ),
+    DemoPatient(
+        "demo-free-drug",
+        "PA denied, appeal upheld: a case manager evaluates the free-drug program",
+        {"pa": "deny_appeal_deny", "appeal_pend_seconds": 2},
+        "+15555550111",
+        shows="FREE_DRUG_EVAL",
+        params=NO_BRIDGE,
+    ),
+    DemoPatient(
+        "demo-medicare",
+        "Medicare Part D: no copay card (illegal); a case manager evaluates foundation help",
+        {"pa_required": False},
+        "+15555550112",
+        shows="AFFORDABILITY_CHECK",
+        plan_type="medicare",
+    ),
+    DemoPatient(
+        "demo-copay",
+        "Copay card enrolled; the specialty pharmacy is still working the claim",
+        {"pa": "approve", "fill_after_seconds": LONG},
+        "+15555550113",
+        shows="SP_INTAKE",
+    ),
+    DemoPatient(
+        "demo-on-hold",
+        "On hold: the patient is in hospital (PitwallStage ON_HOLD until resumed)",
+        {"pa": "pend_approve", "pend_seconds": LONG},
+        "+15555550114",
+        shows="ON_HOLD",
+        params=NO_BRIDGE,
+        hold="patient hospitalised",
     ),
     DemoPatient(
         "demo-no-pa",
         "No PA required; pharmacy callbacks duplicated and out of order",
         {"pa_required": False, "duplicate_callbacks": True, "out_of_order": True},
         "+15555550104",
+        shows="ONBOARDING",
     ),
     DemoPatient(
         "demo-outage",
         "Payer down (503) for 20 s; retried until it recovers",
         {"outage": {"service": "payer", "seconds": 20, "status": 503}},
         "+15555550105",
+        shows="ONBOARDING",
     ),
     DemoPatient(
         "demo-no-consent",
         "No consent for texts: no text goes; the hub gets a task to call instead",
         {"pa": "approve"},
         "+15555550106",
+        shows="ONBOARDING",
         sms_consent=False,
     ),
     DemoPatient(
         "demo-stop",
         "Texts HELP (answered), then STOP while the PA is pended: one confirmation, and "
         "every later message suppressed",
-        {"pa": "pend_approve", "pend_seconds": 20},
+        {"pa": "pend_approve", "pend_seconds": LONG},
         "+15555550107",
+        shows="PA_PENDED",
+        params=NO_BRIDGE,
         texts=("HELP", "STOP"),
     ),
 )
@@ -97,6 +179,7 @@ async def register(api: PitwallHttpClient, patient: DemoPatient) -> str:
             ],
             timezone=str(patient.context["timezone"]),
             language="en",
+            coverage=[CoverageIn(payor="payer-sandbox", plan_type=patient.plan_type)],
         ),
     )
     if patient.sms_consent:
@@ -134,10 +217,13 @@ async def start_journeys(
                 template=template_id,
                 patient_id=patient.patient_id,
                 program=PROGRAM,
+                params=patient.params,
                 context=patient.context,
                 time_scale=time_scale,
             )
         )
+        if patient.hold and ack.created:
+            await api.pause(ack.journey_id, patient.hold)
         started.append(DemoJourney(patient, patient_ref, ack))
     for patient in DEMO_PATIENTS:
         for body in patient.texts:
