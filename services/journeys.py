@@ -3,8 +3,11 @@ registered, and the journey starts with one StartWorkflowExecution."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from contract.journeys import RESOLVED_AT_START, StartJourney
 from domain.journey import JourneyStart, StartAck
+from domain.programs import Program, default_programs
 from domain.template import JourneyTemplate
 from gateway.journeys import JourneyGateway
 from services.errors import InvalidField, JourneyRunsAnotherTemplate
@@ -21,9 +24,16 @@ def journey_start(
 
 
 class JourneyStarter:
-    def __init__(self, journeys: JourneyGateway, patients: PatientService) -> None:
+    def __init__(
+        self,
+        journeys: JourneyGateway,
+        patients: PatientService,
+        programs: Mapping[str, Program] | None = None,
+    ) -> None:
         self.journeys = journeys
         self.patients = patients
+        # Loaded once, at startup: a bad program file stops the process, not a start.
+        self.programs = default_programs() if programs is None else programs
 
     async def start(
         self, request: StartJourney, template: JourneyTemplate, actor: str = ""
@@ -44,6 +54,9 @@ class JourneyStarter:
                 raise InvalidField(where, bad.message, bad.kind) from None
         else:
             patient_ref = await self.patients.pseudonym(request.patient_id)
+        program = self.programs.get(request.program)
+        if program is not None:  # its calendar travels in the journey's template snapshot
+            template = program.applied_to(template)
         ack = await self.journeys.start(journey_start(request, template, patient_ref))
         if ack.template_id != template.id:
             raise JourneyRunsAnotherTemplate(ack.journey_id, ack.template_id)
