@@ -75,6 +75,23 @@ class PartnerSettings(BaseSettings):
     sendgrid_api_key: SecretStr = Field(SecretStr("dev-sendgrid-key"), description="Email key.")
     email_from: str = Field("care@pitwall.example", description="Address email is sent from.")
     timeout_s: float = Field(10.0, description="Per-request timeout for partner calls.")
+    crm_url: str = Field("", description="HubSpot-shaped CRM tasks API URL; empty: the sandbox.")
+    crm_enabled: bool | None = Field(
+        None,
+        description="Push journeys' human tasks to the external CRM work queue (completions "
+        "come back by webhook). Unset: on when `PITWALL_ENV=development` (the sandbox CRM), "
+        "off in production.",
+    )
+    crm_access_token: SecretStr = Field(
+        SecretStr("dev-crm-token"),
+        description="CRM private app token (Bearer); production refuses the default while "
+        "the CRM is on.",
+    )
+    crm_client_secret: SecretStr = Field(
+        SecretStr(""),
+        description="CRM app client secret its webhooks are signed with "
+        "(X-HubSpot-Signature-v3); empty: the receiver's webhook secret (the sandbox's).",
+    )
 
     def url_for(self, partner: str, sandbox: str) -> str:
         """The partner's configured base URL (`PITWALL_PARTNER_<NAME>_URL`), else the sandbox."""
@@ -197,6 +214,8 @@ SECRETS = (
     ("PITWALL_PARTNER_TWILIO_AUTH_TOKEN", "partners", "twilio_auth_token"),
     ("PITWALL_PARTNER_SENDGRID_API_KEY", "partners", "sendgrid_api_key"),
 )
+# ... and while the CRM queue is on.
+CRM_SECRETS = (("PITWALL_PARTNER_CRM_ACCESS_TOKEN", "partners", "crm_access_token"),)
 
 
 class UnsafeSettings(SystemExit):
@@ -215,10 +234,19 @@ class Settings:
         self.stack = StackSettings()
         self.contact = ContactSettings()
 
+    def crm_enabled(self) -> bool:
+        """The CRM queue is on: as configured, else in development only."""
+        configured = self.partners.crm_enabled
+        return self.stack.env == "development" if configured is None else configured
+
+    def crm_client_secret(self) -> str:
+        secret = self.partners.crm_client_secret.get_secret_value()
+        return secret or self.receiver.webhook_secret.get_secret_value()
+
     def unsafe_secrets(self) -> list[str]:
         """Variables whose secret is empty or still its development default."""
         found = []
-        for variable, group, name in SECRETS:
+        for variable, group, name in SECRETS + (CRM_SECRETS if self.crm_enabled() else ()):
             model = getattr(self, group)
             value = getattr(model, name).get_secret_value()
             default = type(model).model_fields[name].default.get_secret_value()

@@ -6,10 +6,12 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from activities.crm import CrmPush
 from activities.messaging import MessagingActivities
 from activities.partners import PartnerActivities
 from activities.tasks import TaskActivities
 from activities.timeline import TimelineActivities
+from adapters.crm import CrmClient
 from adapters.email import EmailClient
 from adapters.sms import SmsClient
 from adapters.voice import VoiceClient
@@ -58,10 +60,16 @@ def build_activities(settings: Settings, store: Store) -> list[Callable[..., Any
         gate=ContactGate(store.engine, settings.contact.rules()),
         partner_timeout=p.timeout_s,
     )
+    crm = None
+    if settings.crm_enabled():  # the external CRM work queue (activities/crm.py)
+        client = CrmClient(
+            p.url_for("crm", sandbox), p.crm_access_token.get_secret_value(), timeout=p.timeout_s
+        )
+        crm = CrmPush(client, store.tasks, link_base=settings.receiver.base_url())
     return [
         *partners.activities(),
         messaging.contact,
         messaging.send,
         TimelineActivities(store.timeline).record,
-        TaskActivities(store.tasks).record,
+        TaskActivities(store.tasks, crm).record,
     ]

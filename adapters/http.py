@@ -122,6 +122,14 @@ class PartnerHttp:
             kwargs["content"] = content
         return await self._request("POST", path, kwargs)
 
+    async def patch(self, path: str, *, json: Any) -> httpx.Response:
+        """PATCH ``base_url + path`` with a JSON body (an update that is the same each time)."""
+        headers = {**self._headers, "Content-Type": "application/json"}
+        kwargs: dict[str, Any] = {
+            "headers": headers, "timeout": self._timeout, "content": jsonlib.dumps(json).encode(),
+        }  # fmt: skip
+        return await self._request("PATCH", path, kwargs)
+
     async def get(self, path: str, *, params: Mapping[str, str] | None = None) -> httpx.Response:
         """GET ``base_url + path`` (a path, or a partner-given ``/…`` page URI)."""
         kwargs: dict[str, Any] = {"headers": dict(self._headers), "timeout": self._timeout}

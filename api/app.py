@@ -21,6 +21,7 @@ import structlog
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from adapters.crm import CrmClient
 from api import errors, openapi
 from api import journeys as journeys_api
 from api import patients as patients_api
@@ -31,6 +32,7 @@ from api.webhooks import Webhooks
 from gateway.journeys import JourneyGateway, connect_temporal
 from services.callbacks import CallbackService
 from services.consents import ConsentService
+from services.crm import CrmCompletions
 from services.journeys import JourneyStarter
 from services.patients import PatientService
 from settings import Settings, TemporalSettings, get_settings
@@ -86,12 +88,24 @@ def create_app(
     require_webhook_keys = settings.receiver.require_webhook_keys
     callbacks = CallbackService(store)
     patients = PatientService(store)
+    crm = None
+    if settings.crm_enabled():  # completions from the external CRM queue (services/crm.py)
+        p = settings.partners
+        crm = CrmCompletions(
+            store,
+            CrmClient(
+                p.url_for("crm", settings.sandbox.base_url()),
+                p.crm_access_token.get_secret_value(), timeout=p.timeout_s,
+            ),
+        )  # fmt: skip
     webhooks = Webhooks(
         callbacks,
         secret=settings.receiver.webhook_secret.get_secret_value(),
         twilio_token=settings.partners.twilio_auth_token.get_secret_value(),
         public_url=settings.receiver.base_url(),
         keys=store.api_keys if require_webhook_keys else None,
+        crm=crm,
+        crm_secret=settings.crm_client_secret(),
     )
 
     @asynccontextmanager
@@ -102,10 +116,14 @@ def create_app(
             client, settings.temporal.task_queue, page_token_key=page_token_key(settings)
         )
         callbacks.journeys = journeys
+        if crm is not None:
+            crm.journeys = journeys
         app.state.journeys = journeys
         app.state.starter = JourneyStarter(journeys, patients)
         app.state.templates = catalog
         yield
+        if crm is not None:
+            await crm.crm.aclose()
         engine.dispose()
 
     app = FastAPI(

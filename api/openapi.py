@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from adapters import crm
 from adapters.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, TWILIO_SIGNATURE_HEADER
 from api.auth import BASIC_SCHEME, BEARER_SCHEME, HEADER_SCHEME
 from contract.problems import Problem
@@ -70,6 +71,14 @@ def _webhook(op: dict[str, Any], path: str, keys: bool) -> None:
                 "application/x-www-form-urlencoded": {
                     "schema": {"type": "object", "additionalProperties": {"type": "string"}}
                 }
+            },
+        }
+    elif path.endswith("/crm"):  # HubSpot-shaped: an array of events, its own signature
+        headers = [crm.TIMESTAMP_HEADER, crm.SIGNATURE_HEADER]
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}}
             },
         }
     else:

@@ -9,6 +9,8 @@ first calls without credentials and answers a 401 + `WWW-Authenticate: Basic` wi
 so the SMS route challenges Basic. The key is checked first (401 `unauthenticated`,
 403 `forbidden`), then the signature, which stays the authentication of record: Twilio
 signs the URL without the credentials, which is the URL rebuilt here from the public URL.
+The CRM route (`webhooks:crm`, only while the CRM queue is on) checks HubSpot's
+`X-HubSpot-Signature-v3` over that URL too; its completions go to services/crm.py.
 
 Bad signature → 401 and nothing forwarded. Malformed → 400. Then the events go to the
 callback service (services/callbacks.py), which routes each one; 202 with the outcomes.
@@ -27,7 +29,7 @@ from fastapi import APIRouter, Request, Response
 from temporalio.service import RPCError
 from twilio.twiml.messaging_response import MessagingResponse
 
-from adapters import consent, email, payer, pharmacy, sms, voice
+from adapters import consent, crm, email, payer, pharmacy, sms, voice
 from adapters.errors import CallbackInvalid
 from adapters.signatures import (
     SIGNATURE_HEADER,
@@ -41,6 +43,7 @@ from api.errors import ApiProblem
 from api.problems import problem
 from domain.partners import PartnerEvent
 from services.callbacks import REPLY, CallbackService, JourneysUnavailable
+from services.crm import CrmCompletions, CrmUnavailable
 from store.api_keys import ApiKey, ApiKeyRepository
 
 log = structlog.get_logger("webhooks")
@@ -54,8 +57,12 @@ class Webhooks:
         twilio_token: str,
         public_url: str,
         keys: ApiKeyRepository | None = None,
+        crm: CrmCompletions | None = None,
+        crm_secret: str = "",
     ) -> None:
         self.callbacks = callbacks
+        self.crm = crm  # None: no CRM queue, no CRM route
+        self.crm_secret = crm_secret
         self.keys = keys  # None: webhooks need no API key (signature only)
         self.secret = secret
         self.twilio_token = twilio_token
@@ -71,6 +78,8 @@ class Webhooks:
         r.add_api_route("/email", self._json(email.parse_events, "email"), methods=["POST"])
         r.add_api_route("/sms", self.sms, methods=["POST"])
         r.add_api_route("/voice", self.voice, methods=["POST"])
+        if self.crm is not None:
+            r.add_api_route("/crm", self.crm_webhook, methods=["POST"])
         return r
 
     def _json(
@@ -162,6 +171,40 @@ class Webhooks:
         except CallbackInvalid as err:
             return problem(400, "invalid-callback", "Callback could not be parsed", str(err))
         return await self.deliver("voice", [event])
+
+    async def crm_webhook(self, request: Request) -> Response:
+        """HubSpot-shaped: a signed JSON array of events; completions complete our tasks."""
+        assert self.crm is not None
+        if (denied := await self._authorize(request, "crm")) is not None:
+            return denied
+        body = await request.body()
+        uri = self.public_url + request.url.path + (
+            f"?{request.url.query}" if request.url.query else ""
+        )  # fmt: skip
+        if not crm.verify(
+            self.crm_secret, request.method, uri, body,
+            request.headers.get(crm.TIMESTAMP_HEADER), request.headers.get(crm.SIGNATURE_HEADER),
+        ):  # fmt: skip
+            log.warning("webhook.bad_signature", partner="crm")
+            return problem(401, "bad-signature", "Signature verification failed")
+        try:
+            events = crm.parse_webhook(body)
+        except CallbackInvalid as err:
+            return problem(400, "invalid-callback", "Callback could not be parsed", str(err))
+        try:
+            outcomes = await self.crm.receive(events)
+        except JourneysUnavailable:
+            return _temporal_unavailable()
+        except CrmUnavailable:
+            return problem(
+                503, "partner-unavailable", "The CRM did not answer; retry later",
+                headers={"Retry-After": "5"},
+            )  # fmt: skip
+        return Response(
+            json.dumps({"received": len(events), "outcomes": outcomes}),
+            status_code=202,
+            media_type="application/json",
+        )
 
     async def deliver(self, partner: str, events: list[PartnerEvent]) -> Response:
         try:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from sandbox import crm
 from sandbox import payer as fhir
 from sandbox.scenario import SERVICES, Scenario
 from sandbox.state import (
@@ -305,6 +306,7 @@ def create_app(
 
     app = FastAPI(title="Pitwall partner sandbox", lifespan=lifespan)
     app.state.sandbox = state
+    app.include_router(crm.router(state))  # the CRM work queue (sandbox/crm.py)
     event_numbers = iter(range(1, 1 << 62))
 
     async def handle(

@@ -79,17 +79,22 @@ class TaskService:
         return await asyncio.to_thread(read)
 
     async def act(self, task_id: int, action: TaskAction, actor: str) -> TaskOut:
-        def write() -> Task:
+        return (await self.act_once(task_id, action, actor))[0]
+
+    async def act_once(self, task_id: int, action: TaskAction, actor: str) -> tuple[TaskOut, bool]:
+        """As `act`; also whether this call changed the task (False: a repeat). The CRM's
+        completions (services/crm.py) come this way too."""
+
+        def write() -> tuple[Task, bool]:
             try:
-                task, _ = self.store.tasks.act(task_id, action, actor)
+                return self.store.tasks.act(task_id, action, actor)
             except LookupError:
                 raise TaskNotFound(task_id) from None
-            return task
 
-        task = await asyncio.to_thread(write)
+        task, changed = await asyncio.to_thread(write)
         if action.kind == "complete":
             await self._tell_journey(task, actor)
-        return task_out(task, datetime.now(UTC))
+        return task_out(task, datetime.now(UTC)), changed
 
     async def _tell_journey(self, task: Task, actor: str) -> None:
         if not (task.journey_ref and task.journey_task_id) or self.journeys is None:

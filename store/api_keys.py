@@ -43,7 +43,8 @@ _KEY = re.compile(rf"^{PREFIX}_([0-9a-f]{{{KEY_ID_HEX}}})_([A-Za-z0-9]{{{SECRET_
 LAST_USED_EVERY = timedelta(seconds=60)  # last_used_at is refreshed at most this often
 
 ADMIN = "admin"
-WEBHOOK_PARTNERS = webhook_partners()  # from the partner-action registry
+# From the partner-action registry, and the CRM work queue (its completions, api/webhooks.py).
+WEBHOOK_PARTNERS = (*webhook_partners(), "crm")
 SCOPES: dict[str, str] = {
     "journeys:read": "Read journeys and templates.",
     "journeys:write": "Start journeys; send events; pause, resume, cancel; journey preferences.",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, String, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel, col, select
+from sqlalchemy import Engine, String, Text, UniqueConstraint, update
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from store.db import insert_ignore, session
 from store.phi import RedactedRepr
@@ -69,6 +69,14 @@ class Task(RedactedRepr, SQLModel, table=True):
     opened_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     due_at: datetime = Field(sa_type=UtcDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    crm_task_id: str | None = Field(
+        default=None, max_length=64, index=True, description="Its id in the external CRM queue."
+    )
+    crm_create_started_at: datetime | None = Field(
+        default=None,
+        sa_type=UtcDateTime,
+        description="A CRM create was sent then and its id is not known yet (at most once).",
+    )
 
 
 class TaskEvent(SQLModel, table=True):
@@ -134,6 +142,16 @@ def _apply(task: Task, action: TaskAction) -> bool:
     else:
         task.status, task.outcome, task.closed_at = "cancelled", action.outcome, utcnow()
     return True
+
+
+def _locked(s: Session, task_id: int) -> Task | None:
+    """The task row, locked until the transaction ends: PostgreSQL SELECT ... FOR UPDATE;
+    SQLite locks the database at a transaction's first write (a reader that writes later
+    acts on what it read before another writer's commit), so take it first with a write
+    that changes nothing. Two completions at once: the second sees the first's."""
+    if s.get_bind().dialect.name == "sqlite":
+        s.execute(update(Task).where(col(Task.id) == task_id).values(id=Task.id))
+    return s.get(Task, task_id, with_for_update=True)
 
 
 class TaskRepository:
@@ -225,7 +243,7 @@ class TaskRepository:
         The same action again (a retried request) changes nothing and is not an error;
         acting on a closed task otherwise raises TaskClosed."""
         with session(self.engine) as s:
-            task = s.get(Task, task_id, with_for_update=True)
+            task = _locked(s, task_id)
             if task is None:
                 raise LookupError(f"unknown task {task_id}")
             if task.status not in OPEN:
@@ -251,9 +269,10 @@ class TaskRepository:
         """The journey's SLA passed: the task moves up its chain, or its role is reminded
         (the same role); the due time moves to the next level's. A repeat changes nothing."""
         with session(self.engine) as s:
-            task = s.exec(
-                select(Task).where(Task.key == journey_task_key(journey_ref, journey_task_id))
+            found = s.exec(
+                select(Task.id).where(Task.key == journey_task_key(journey_ref, journey_task_id))
             ).first()
+            task = _locked(s, found) if found is not None else None
             if task is None or task.status not in OPEN:
                 return False
             if (task.owner_role, task.due_at) == (to_role, due_at or task.due_at) and (
@@ -270,6 +289,58 @@ class TaskRepository:
             s.add(TaskEvent(task_id=task.id, action=action[:32]))
             s.commit()
             return True
+
+    # -- the external CRM queue (activities/crm.py) ------------------------------------
+    def crm_create_may_go(self, task_id: int, at: datetime, in_flight: timedelta) -> bool:
+        """Note that a CRM create is sent `at`; False (nothing noted) while an earlier one,
+        noted less than `in_flight` before, may still land."""
+        with session(self.engine) as s:
+            task = _locked(s, task_id)
+            if task is None:
+                raise LookupError(f"unknown task {task_id}")
+            noted = task.crm_create_started_at
+            if noted is not None and at - noted < in_flight:
+                return False
+            task.crm_create_started_at = at
+            s.add(task)
+            s.commit()
+            return True
+
+    def crm_create_refused(self, task_id: int) -> None:
+        """The CRM answered the create with an error: nothing was created."""
+        with session(self.engine) as s:
+            task = _locked(s, task_id)
+            if task is not None and task.crm_task_id is None:
+                task.crm_create_started_at = None
+                s.add(task)
+                s.commit()
+
+    def set_crm_id(self, task_id: int, crm_task_id: str | None) -> None:
+        """The CRM's id of this task (None: the CRM no longer has it)."""
+        with session(self.engine) as s:
+            task = _locked(s, task_id)
+            if task is None:
+                raise LookupError(f"unknown task {task_id}")
+            task.crm_task_id, task.crm_create_started_at = crm_task_id, None
+            s.add(task)
+            s.commit()
+
+    def note(self, task_id: int, action: str, actor: str | None = None) -> None:
+        """A trail entry that changes nothing else (e.g. `crm_push_failed`)."""
+        with session(self.engine) as s:
+            s.add(TaskEvent(task_id=task_id, action=action[:32], actor=actor))
+            s.commit()
+
+    def closed_by(self, task_id: int) -> str | None:
+        """Who closed the task (the actor of its complete / cancel entry), if anyone."""
+        with session(self.engine) as s:
+            event = s.exec(
+                select(TaskEvent)
+                .where(TaskEvent.task_id == task_id)
+                .where(col(TaskEvent.action).in_(("complete", "cancel")))
+                .order_by(col(TaskEvent.id).desc())
+            ).first()
+            return event.actor if event is not None else None
 
     def for_patient(self, patient_ref: str) -> list[Task]:
         with session(self.engine) as s:
