@@ -1,6 +1,7 @@
 """/v1/tasks: the hub's work queue across journeys.
 
-    GET  /v1/tasks?role=&status=&overdue=&patient_id=   soonest due first
+    GET  /v1/tasks?role=&status=&overdue=&patient_id=&journey_id=   soonest due first,
+                                                        paged (page_size, page_token)
     GET  /v1/tasks/{id}                                 with its trail (and the patient's
                                                         words, for a key with patients:read)
     POST /v1/tasks/{id}/assign    {owner}
@@ -20,9 +21,9 @@ from api.auth import require
 from api.deps import Patients
 from api.errors import ApiProblem
 from api.openapi import problems
-from contract.ids import PATIENT_ID
+from contract.ids import JOURNEY_ID, PAGE_TOKEN, PATIENT_ID
 from contract.tasks import CODE, AssignIn, CompleteIn, ReassignIn, TaskDetail, TaskOut, TaskPage
-from services.tasks import TaskNotFound, TaskService
+from services.tasks import InvalidPageToken, TaskNotFound, TaskService
 from store.api_keys import ApiKey
 from store.tasks import TaskAction, TaskClosed
 
@@ -51,14 +52,26 @@ async def list_tasks(
     ] = None,
     overdue: Annotated[bool | None, Query(description="Open and past due (or not).")] = None,
     patient_id: Annotated[str | None, Query(pattern=PATIENT_ID)] = None,
+    journey_id: Annotated[str | None, Query(pattern=JOURNEY_ID)] = None,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+    page_token: Annotated[str | None, Query(pattern=PAGE_TOKEN)] = None,
 ) -> TaskPage:
     patient_ref = None
     if patient_id is not None:
         patient_ref = await patients.resolve(patient_id)
         if patient_ref is None:
             raise ApiProblem(404, "patient-not-found", "No patient with that id")
-    found = await tasks.find(role=role, status=status, overdue=overdue, patient_ref=patient_ref)
-    return TaskPage(items=found)
+    try:
+        return await tasks.find(
+            role=role, status=status, overdue=overdue, patient_ref=patient_ref,
+            journey_ref=journey_id, page_size=page_size, page_token=page_token,
+        )  # fmt: skip
+    except InvalidPageToken:
+        raise ApiProblem(
+            422, "invalid-request", "The request is not valid", "invalid page_token",
+            errors=[{"field": "query.page_token", "message": "not a token from this list",
+                     "type": "invalid_page_token"}],
+        ) from None  # fmt: skip
 
 
 @router.get("/{task_id}", summary="One task and its trail", responses=problems(404, 422))

@@ -41,7 +41,7 @@ def list_tasks(
     try:
         found = asyncio.run(
             TaskService(store).find(role=role, status=status, overdue=overdue or None)
-        )
+        ).items
     finally:
         store.close()
     if as_json:

@@ -37,6 +37,9 @@ class TaskOut(BaseModel):
 
 class TaskPage(BaseModel):
     items: list[TaskOut]
+    next_page_token: str | None = Field(
+        None, description="Pass as page_token for the next page; absent on the last one."
+    )
 
 
 class TaskDetail(TaskOut):

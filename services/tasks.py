@@ -10,15 +10,38 @@ the same event id: the journey drops the repeat. So the journey hears of it exac
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from datetime import UTC, datetime
 
-from contract.tasks import TaskDetail, TaskOut
+from contract.tasks import TaskDetail, TaskOut, TaskPage
 from domain.events import TASK_COMPLETED
 from domain.partners import PartnerEvent
 from gateway.journeys import JourneyClosed, JourneyGateway, JourneyNotFound
 from store import Store
 from store.tasks import Task, TaskAction
+
+
+class InvalidPageToken(ValueError):
+    """A page token this service did not make."""
+
+
+def page_token_after(task: Task) -> str:
+    """Opaque to clients: where the next page starts (the last row's due time and id)."""
+    raw = f"{task.due_at.astimezone(UTC).isoformat()}|{task.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def read_page_token(token: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        due, last_id = raw.split("|")
+        at = datetime.fromisoformat(due)
+        if at.tzinfo is None:
+            raise ValueError("naive")
+        return at, int(last_id)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidPageToken(token) from None
 
 
 class TaskNotFound(LookupError):
@@ -49,16 +72,24 @@ class TaskService:
         status: str | None = None,
         overdue: bool | None = None,
         patient_ref: str | None = None,
-    ) -> list[TaskOut]:
+        journey_ref: str | None = None,
+        page_size: int = 200,
+        page_token: str | None = None,
+    ) -> TaskPage:
+        """One page of the queue, soonest due first; raises InvalidPageToken."""
         now = datetime.now(UTC)
+        after = read_page_token(page_token) if page_token else None
 
-        def read() -> list[TaskOut]:
+        def read() -> TaskPage:
             found = self.store.tasks.find(
-                role=role, status=status, patient_ref=patient_ref,
+                role=role, status=status, patient_ref=patient_ref, journey_ref=journey_ref,
                 overdue_at=now if overdue else None,
+                on_time_at=now if overdue is False else None,
+                after=after, limit=page_size + 1,
             )  # fmt: skip
-            rows = [task_out(t, now) for t in found]
-            return [t for t in rows if not t.overdue] if overdue is False else rows
+            page, more = found[:page_size], len(found) > page_size
+            token = page_token_after(page[-1]) if more else None
+            return TaskPage(items=[task_out(t, now) for t in page], next_page_token=token)
 
         return await asyncio.to_thread(read)
 

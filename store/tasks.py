@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, String, Text, UniqueConstraint, update
+from sqlalchemy import Engine, String, Text, UniqueConstraint, and_, or_, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from store.db import insert_ignore, session
@@ -222,10 +222,24 @@ class TaskRepository:
         status: str | None = None,
         overdue_at: datetime | None = None,
         patient_ref: str | None = None,
+        journey_ref: str | None = None,
+        on_time_at: datetime | None = None,
+        after: tuple[datetime, int] | None = None,
         limit: int = 200,
     ) -> list[Task]:
-        """The queue: soonest due first. `overdue_at`: open tasks due before that instant."""
+        """The queue: soonest due first. `overdue_at`: open tasks due before that instant;
+        `on_time_at`: every other task. `after`: the (due_at, id) of the last row of the
+        page before (keyset paging: a task opened meanwhile shifts no page)."""
         query = select(Task)
+        if journey_ref is not None:
+            query = query.where(Task.journey_ref == journey_ref)
+        if on_time_at is not None:
+            query = query.where(or_(col(Task.status).not_in(OPEN), col(Task.due_at) >= on_time_at))
+        if after is not None:
+            due, last_id = after
+            query = query.where(
+                or_(col(Task.due_at) > due, and_(col(Task.due_at) == due, col(Task.id) > last_id))
+            )
         if role is not None:
             query = query.where(Task.owner_role == role)
         if status is not None:
