@@ -37,9 +37,10 @@ def read_page_token(token: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         due, last_id = raw.split("|")
         at = datetime.fromisoformat(due)
-        if at.tzinfo is None:
-            raise ValueError("naive")
-        return at, int(last_id)
+        task_id = int(last_id)
+        if at.tzinfo is None or not 0 < task_id < 2**31:  # the store's ids are 32-bit
+            raise ValueError("not ours")
+        return at, task_id
     except (ValueError, UnicodeDecodeError):
         raise InvalidPageToken(token) from None
 
