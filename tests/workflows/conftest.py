@@ -29,7 +29,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.journey import JourneyStart, JourneyState
+from domain.journey import EventAck, JourneyStart, JourneyState
 from domain.partners import PartnerEvent
 from domain.template import JourneyTemplate
 from domain.template_loader import get_template
@@ -104,6 +104,20 @@ class Harness:
             journey_id,
             PartnerEvent(
                 event_id=event_id or uuid.uuid4().hex,
+                type=type_,
+                correlation_key=key,
+                occurred_at=datetime.now(UTC),
+                data=data,
+            ),
+        )
+
+    async def deliver(self, journey_id: str, type_: str, key: str, **data: Any) -> EventAck:
+        """Like `send`, as an update: it answers once the journey's activation that took
+        the event has finished (a sync point: whatever the event caused has happened)."""
+        return await self.journeys.send_event(
+            journey_id,
+            PartnerEvent(
+                event_id=uuid.uuid4().hex,
                 type=type_,
                 correlation_key=key,
                 occurred_at=datetime.now(UTC),
