@@ -1511,6 +1511,14 @@ def create_app(
             and (service is None or r.callback.service == service)
         ]
 
+    @app.get("/_sandbox/scheduled")
+    async def scheduled(patient_ref: str | None = None) -> dict[str, int]:
+        """Callback chains still to play out (for one patient): 0 means nothing more is
+        coming, so a test can check what was sent without sleeping."""
+        if patient_ref is None:
+            return {"scheduled": sum(n for n in state.scheduled.values() if n > 0)}
+        return {"scheduled": max(state.scheduled[patient_ref], 0)}
+
     @app.post("/_sandbox/reset")
     async def reset() -> dict[str, Any]:
         state.reset()

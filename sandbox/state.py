@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import hashlib
 import hmac
@@ -213,6 +214,9 @@ class SandboxState:
         # SendGrid Email Activity rows, by X-Message-Id.
         self.email_activity: dict[str, dict[str, Any]] = {}
         self.callbacks: list[CallbackRecord] = []
+        # Callback chains not yet played out, per patient: tests wait for 0 (a sync
+        # point) before they check that nothing more was sent.
+        self.scheduled: collections.Counter[str | None] = collections.Counter()
         self.pas: dict[str, dict[str, Any]] = {}  # PA number -> record
         self._seq = itertools.count(1)
 
@@ -331,7 +335,16 @@ class SandboxState:
         A step may also be a plain function (a resource's status change), run in its turn.
         """
 
+        patients = {c.patient_ref for _, c in steps if isinstance(c, Callback)}
+        self.scheduled.update(patients)
+
         async def chain() -> None:
+            try:
+                await play()
+            finally:
+                self.scheduled.subtract(patients)
+
+        async def play() -> None:
             loop = asyncio.get_running_loop()
             start = loop.time()
             for offset, callback in steps:

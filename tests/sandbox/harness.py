@@ -145,6 +145,16 @@ async def get_json(base: str, path: str, **params: str) -> Any:
         return response.json()
 
 
+async def settled(base: str, patient_ref: str, within: float = 5.0) -> None:
+    """Until the sandbox has nothing more scheduled for the patient: a sync point for
+    checking what it sent (and did not send) without sleeping."""
+    deadline = time.monotonic() + within
+    while (await get_json(base, "/_sandbox/scheduled", patient_ref=patient_ref))["scheduled"]:
+        if time.monotonic() > deadline:
+            raise AssertionError("the sandbox still has callbacks scheduled")
+        await asyncio.sleep(0.02)
+
+
 async def wait_until(
     probe: Callable[[], Awaitable[Any]], within: float = 5.0, every: float = 0.02
 ) -> Any:

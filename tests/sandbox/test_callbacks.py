@@ -29,6 +29,7 @@ from tests.sandbox.harness import (
     containing,
     get_json,
     put_scenario,
+    settled,
 )
 
 
@@ -102,9 +103,7 @@ async def test_same_key_resubmitted_schedules_no_second_callback(
     await client.aclose()
     assert first == second
     await sink.wait_for(containing(first.pa_number))
-    import asyncio
-
-    await asyncio.sleep(0.2)
+    await settled(sandbox_url, patient)
     assert len(sink.matching(containing(first.pa_number))) == 1
     [row] = await get_json(sandbox_url, "/_sandbox/received", service="payer", patient_ref=patient)
     assert row["attempts"] == 2

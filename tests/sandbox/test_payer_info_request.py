@@ -18,7 +18,7 @@ from adapters.errors import PartnerRejected
 from adapters.payer import PayerClient
 from domain.partner_actions import PA_INFO_REQUESTED, PriorAuthSubmitRequest
 from domain.partners import PriorAuthRequest
-from tests.sandbox.harness import Sink, containing, get_json, put_scenario
+from tests.sandbox.harness import Sink, containing, get_json, put_scenario, settled
 
 FHIR = {"Content-Type": "application/fhir+json"}
 PAS = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
@@ -164,7 +164,7 @@ async def test_a_second_update_schedules_nothing_more(
         assert one == replay == other
         assert other.outcome == "pended"
         await sink.wait_for(to_payer(first.pa_number), count=2)
-        await asyncio.sleep(0.3)
+        await settled(sandbox_url, patient)
         assert len(sink.matching(to_payer(first.pa_number))) == 2
         # decided: no more updates (PAS: after a denial, a new request)
         with pytest.raises(PartnerRejected) as info:
@@ -189,7 +189,7 @@ async def test_update_of_a_plain_pend_keeps_its_one_decision(
     [hit] = await sink.wait_for(to_payer(first.pa_number))
     [event] = payer.parse_notification(hit.body)
     assert (event.type, event.data["outcome"]) == ("pa.decided", "denied")
-    await asyncio.sleep(0.3)
+    await settled(sandbox_url, patient)
     assert len(sink.matching(to_payer(first.pa_number))) == 1
 
 

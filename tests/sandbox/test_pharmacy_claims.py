@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from tests.sandbox.harness import (
     containing,
     get_json,
     put_scenario,
+    settled,
 )
 
 FAST = {"fill_after_seconds": 0.0, "ship_after_seconds": 0.05, "deliver_after_seconds": 0.05}
@@ -54,10 +54,12 @@ async def callbacks_for(sink: Sink, rx_id: str, count: int) -> list[SinkRequest]
     return await sink.wait_for(containing(rx_id), count)
 
 
-async def only_rejection(sink: Sink, rx_id: str) -> tuple[PartnerEvent, dict[str, object]]:
+async def only_rejection(
+    sandbox_url: str, patient: str, sink: Sink, rx_id: str
+) -> tuple[PartnerEvent, dict[str, object]]:
     """The one callback of a rejected claim; nothing else follows it (no fill, no ship)."""
     [hit] = await callbacks_for(sink, rx_id, 1)
-    await asyncio.sleep(0.3)  # well past the fill / ship / deliver times of FAST
+    await settled(sandbox_url, patient)  # everything it planned for the patient is sent
     assert len(sink.matching(containing(rx_id))) == 1
     assert hit.path == "/v1/webhooks/pharmacy"
     assert verify_body(
@@ -74,7 +76,7 @@ async def test_pa_required_rejects_the_first_referral_and_pays_the_next(
 ) -> None:
     await put_scenario(sandbox_url, patient, claim_rejects=["75"], **FAST)
     [first] = await refer(sandbox_url, referral(patient))
-    event, body = await only_rejection(sink, first)
+    event, body = await only_rejection(sandbox_url, patient, sink, first)
     assert body["type"] == "pharmacy.claim_rejected"
     assert body["transaction_response_status"] == "R"
     assert body["reject_count"] == 1
@@ -120,7 +122,7 @@ async def test_refill_too_soon_names_the_earliest_fill_date(
     before = datetime.now(UTC).date()
     [rx_id] = await refer(sandbox_url, referral(patient))
     after = datetime.now(UTC).date()
-    event, body = await only_rejection(sink, rx_id)
+    event, body = await only_rejection(sandbox_url, patient, sink, rx_id)
     assert body["reject_messages"] == ["Refill Too Soon"]
     assert event.data["reject"] == "refill_too_soon"
     assert event.data["reject_codes"] == ["79"]
@@ -134,7 +136,7 @@ async def test_default_refill_too_soon_is_five_days(
 ) -> None:
     await put_scenario(sandbox_url, patient, claim_rejects=["79"], **FAST)
     [rx_id] = await refer(sandbox_url, referral(patient))
-    event, _ = await only_rejection(sink, rx_id)
+    event, _ = await only_rejection(sandbox_url, patient, sink, rx_id)
     assert (
         event.data["earliest_fill_date"]
         == (event.occurred_at.astimezone(UTC).date() + timedelta(days=5)).isoformat()
@@ -146,14 +148,14 @@ async def test_rejects_answered_in_order_then_claims_pay(
 ) -> None:
     await put_scenario(sandbox_url, patient, claim_rejects=["70", "MR", "79"], **FAST)
     rx = await refer(sandbox_url, *(referral(patient) for _ in range(4)))
-    not_covered, body = await only_rejection(sink, rx[0])
+    not_covered, body = await only_rejection(sandbox_url, patient, sink, rx[0])
     assert not_covered.data["reject"] == "not_covered"
     assert body["reject_messages"] == ["Product/Service Not Covered"]
-    other, body = await only_rejection(sink, rx[1])
+    other, body = await only_rejection(sandbox_url, patient, sink, rx[1])
     # A code we do not act on: kept, with no message of ours.
     assert other.data["reject"] == "other" and other.data["reject_codes"] == ["MR"]
     assert "reject_messages" not in body
-    too_soon, _ = await only_rejection(sink, rx[2])
+    too_soon, _ = await only_rejection(sandbox_url, patient, sink, rx[2])
     assert too_soon.data["reject"] == "refill_too_soon"
     events = [pharmacy.parse_callback(h.body) for h in await callbacks_for(sink, rx[3], 4)]
     assert [e.type for e in events] == PAID_CHAIN
@@ -166,7 +168,7 @@ async def test_a_replayed_referral_adjudicates_nothing(
     same = referral(patient, key=f"wf/{uuid.uuid4().hex[:8]}")
     first, again = await refer(sandbox_url, same, same)
     assert first == again
-    await only_rejection(sink, first)
+    await only_rejection(sandbox_url, patient, sink, first)
     [row] = await get_json(
         sandbox_url, "/_sandbox/received", service="pharmacy", patient_ref=patient
     )
@@ -180,10 +182,10 @@ async def test_a_replayed_referral_adjudicates_nothing(
 async def test_put_starts_the_rejects_again(sandbox_url: str, sink: Sink, patient: str) -> None:
     await put_scenario(sandbox_url, patient, claim_rejects=["75"], **FAST)
     [first] = await refer(sandbox_url, referral(patient))
-    await only_rejection(sink, first)
+    await only_rejection(sandbox_url, patient, sink, first)
     await put_scenario(sandbox_url, patient, claim_rejects=["75"], **FAST)
     [second] = await refer(sandbox_url, referral(patient))
-    event, _ = await only_rejection(sink, second)
+    event, _ = await only_rejection(sandbox_url, patient, sink, second)
     assert event.data["reject"] == "pa_required"
 
 
