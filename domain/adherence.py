@@ -1,0 +1,166 @@
+"""Adherence maths (DOMAIN.md §3): PDC as the Pharmacy Quality Alliance defines it, MPR,
+the run-out date and the earliest payable refill. Pure and exact: dates in, dates and
+fractions out, so journeys (workflow code), the API and the simulator share it.
+
+PDC, step by step:
+1. Only completed dispenses count (entered-in-error, cancelled, declined, or a reversed
+   claim never do).
+2. Each fill covers `days_supply` consecutive days. Within one drug group (the target
+   active ingredient; a combination product that contains it belongs to its group too),
+   a fill made while earlier supply remains starts the day after that supply runs out
+   (the early-refill shift). Across groups there is no shift: each group's days are laid
+   out on their own, and a day covered by any group counts once.
+3. The treatment period runs from the index date to the end of the measurement period,
+   or to disenrollment or death when earlier. The index date is the first covered day in
+   the measurement period: the first fill in it, or the period's first day when supply
+   from a fill before the period runs into it. No supply counts past the treatment end.
+4. PDC = covered days / days in the treatment period (never above 1). Adherent at ≥ 0.80
+   (0.90 for antiretrovirals: `threshold`).
+5. Measure population: at least two fills on different dates in the period, and an index
+   date at least 91 days before the period ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from fractions import Fraction
+from typing import Literal
+
+DispenseStatus = Literal[
+    "completed", "entered-in-error", "cancelled", "declined", "in-progress", "reversed"
+]
+ADHERENT = Fraction(8, 10)
+ADHERENT_ANTIRETROVIRAL = Fraction(9, 10)
+POPULATION_MIN_DAYS = 91
+REFILL_THRESHOLD = Fraction(3, 4)
+_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One dispense, as the pharmacy reported it (FHIR MedicationDispense, simplified)."""
+
+    filled_on: date  # whenHandedOver
+    days_supply: int
+    drug_groups: frozenset[str]  # the active ingredients it counts under
+    status: DispenseStatus = "completed"
+
+    def __post_init__(self) -> None:
+        if self.days_supply < 1:
+            raise ValueError("days_supply must be at least 1")
+        if not self.drug_groups:
+            raise ValueError("a fill counts under at least one drug group")
+
+    @property
+    def counts(self) -> bool:
+        return self.status == "completed"
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # inclusive
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError("a period ends on or after its start")
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and self.start <= day <= self.end
+
+
+@dataclass(frozen=True)
+class Pdc:
+    covered_days: int
+    treatment: Period | None  # None: no supply in the measurement period at all
+    in_population: bool
+    why_not: tuple[str, ...] = field(default=())  # measure-population reasons
+
+    @property
+    def value(self) -> Fraction:
+        if self.treatment is None:
+            return Fraction(0)
+        return Fraction(self.covered_days, self.treatment.days)
+
+    def adherent(self, threshold: Fraction = ADHERENT) -> bool:
+        return self.value >= threshold
+
+
+def counted(fills: Iterable[Fill], groups: Iterable[str] | None = None) -> list[Fill]:
+    """Completed fills (of `groups` when given), in date order."""
+    wanted = frozenset(groups) if groups is not None else None
+    kept = [f for f in fills if f.counts and (wanted is None or f.drug_groups & wanted)]
+    return sorted(kept, key=lambda f: f.filled_on)
+
+
+def covered_days_by_group(fills: Sequence[Fill]) -> dict[str, set[date]]:
+    """Each group's covered days, with the same-group early-refill shift."""
+    covered: dict[str, set[date]] = {}
+    next_free: dict[str, date] = {}
+    for fill in fills:
+        for group in sorted(fill.drug_groups):
+            start = max(fill.filled_on, next_free.get(group, fill.filled_on))
+            days = covered.setdefault(group, set())
+            days.update(start + i * _DAY for i in range(fill.days_supply))
+            next_free[group] = start + fill.days_supply * _DAY
+    return covered
+
+
+def pdc(
+    fills: Iterable[Fill],
+    period: Period,
+    *,
+    groups: Iterable[str] | None = None,
+    ends_on: date | None = None,
+) -> Pdc:
+    """PDC over `period` for the fills of `groups` (default: all), ending early at
+    disenrollment or death (`ends_on`)."""
+    kept = counted(fills, groups)
+    end = min(period.end, ends_on) if ends_on is not None else period.end
+    by_group = covered_days_by_group([f for f in kept if f.filled_on <= end])
+    if groups is not None:
+        wanted = frozenset(groups)
+        by_group = {g: d for g, d in by_group.items() if g in wanted}
+    in_window = {d for days in by_group.values() for d in days if period.start <= d <= end}
+    why: list[str] = []
+    fill_dates = {f.filled_on for f in kept if f.filled_on in period}
+    if len(fill_dates) < 2:
+        why.append("fewer than two fills on different dates in the period")
+    if not in_window:
+        return Pdc(0, None, False, (*why, "no supply in the period"))
+    index = min(in_window)
+    if (period.end - index).days < POPULATION_MIN_DAYS:
+        why.append(f"index date less than {POPULATION_MIN_DAYS} days before the period ends")
+    treatment = Period(index, end)
+    return Pdc(len(in_window), treatment, not why, tuple(why))
+
+
+def mpr(fills: Iterable[Fill], period: Period, groups: Iterable[str] | None = None) -> Fraction:
+    """Medication Possession Ratio: days supplied by fills in the period over its days,
+    capped at 1."""
+    supplied = sum(f.days_supply for f in counted(fills, groups) if f.filled_on in period)
+    return min(Fraction(supplied, period.days), Fraction(1))
+
+
+def run_out(fills: Iterable[Fill], groups: Iterable[str] | None = None) -> date | None:
+    """The day supply runs out: for each fill, max(previous run-out, fill date) + days
+    supply. None before any fill."""
+    out: date | None = None
+    for fill in counted(fills, groups):
+        start = fill.filled_on if out is None else max(out, fill.filled_on)
+        out = start + fill.days_supply * _DAY
+    return out
+
+
+def earliest_payable_refill(last: Fill, threshold: Fraction | float = REFILL_THRESHOLD) -> date:
+    """A plan pays a refill from fill date + ceil(days supply * threshold) ("refill too
+    soon" before that); threshold 0.75 unless the plan says otherwise."""
+    share = Fraction(str(threshold)) if isinstance(threshold, float) else threshold
+    return last.filled_on + math.ceil(last.days_supply * share) * _DAY
