@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table, event
+from sqlalchemy import Engine, Table, event, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
+
+Row = TypeVar("Row", bound=SQLModel)
 
 
 def make_engine(url: str, **engine_kwargs: Any) -> Engine:
@@ -95,3 +97,16 @@ def insert_ignore(
     # here: the dialect may consume the cursor for the implicit primary-key RETURNING).
     first_column = next(iter(table.primary_key.columns))
     return s.execute(stmt.returning(first_column)).first() is not None
+
+
+def lock_row(s: Session, model: type[Row], key: Any, touch: Any) -> Row | None:
+    """The row with this primary key, locked until the transaction ends (None if there
+    is none): PostgreSQL SELECT ... FOR UPDATE. SQLite has no row locks; it locks the
+    database at a transaction's first write, and a reader that writes later acts on what
+    it read before another writer's commit (or fails). So on SQLite take the lock first
+    with a write that changes nothing (`touch` = its own value): two writers at once, the
+    second sees the first's."""
+    if s.get_bind().dialect.name == "sqlite":
+        (pk,) = model.__table__.primary_key.columns  # type: ignore[attr-defined]
+        s.execute(update(model).where(pk == key).values({touch.key: touch}))
+    return s.get(model, key, with_for_update=True)

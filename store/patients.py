@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import Engine, UniqueConstraint, update
+from sqlalchemy import Engine, UniqueConstraint
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from domain.journey import check_pseudonym
 from store.consents import Consent, ConsentGrant, ConsentRepository, PreferenceRepository
-from store.db import session
+from store.db import lock_row, session
 from store.phi import RedactedRepr
 from store.types import UtcDateTime, utcnow
 
@@ -255,17 +255,8 @@ class PatientRepository:
 
 
 def lock_patient(s: Session, patient_ref: str) -> Patient | None:
-    """The patient row, locked until the transaction ends (None if there is none):
-    PostgreSQL SELECT ... FOR UPDATE; SQLite locks the database at a transaction's first
-    write and a reader that writes later may fail, so take the lock first with a write
-    that changes nothing."""
-    if s.get_bind().dialect.name == "sqlite":
-        s.execute(
-            update(Patient)
-            .where(col(Patient.patient_ref) == patient_ref)
-            .values(updated_at=Patient.updated_at)
-        )
-    return s.get(Patient, patient_ref, with_for_update=True)
+    """The patient row, locked until the transaction ends (store.db.lock_row)."""
+    return lock_row(s, Patient, patient_ref, touch=Patient.updated_at)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, String, Text, UniqueConstraint, and_, or_, update
+from sqlalchemy import Engine, String, Text, UniqueConstraint, and_, or_
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from store.db import insert_ignore, session
+from store.db import insert_ignore, lock_row, session
 from store.phi import RedactedRepr
 from store.types import UtcDateTime, utcnow
 
@@ -145,13 +145,9 @@ def _apply(task: Task, action: TaskAction) -> bool:
 
 
 def _locked(s: Session, task_id: int) -> Task | None:
-    """The task row, locked until the transaction ends: PostgreSQL SELECT ... FOR UPDATE;
-    SQLite locks the database at a transaction's first write (a reader that writes later
-    acts on what it read before another writer's commit), so take it first with a write
-    that changes nothing. Two completions at once: the second sees the first's."""
-    if s.get_bind().dialect.name == "sqlite":
-        s.execute(update(Task).where(col(Task.id) == task_id).values(id=Task.id))
-    return s.get(Task, task_id, with_for_update=True)
+    """The task row, locked until the transaction ends (store.db.lock_row): two
+    completions at once, the second sees the first's."""
+    return lock_row(s, Task, task_id, touch=Task.id)
 
 
 class TaskRepository:
