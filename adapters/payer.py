@@ -7,7 +7,10 @@ Wire conventions (the sandbox and any PAS payer see the same):
   logical reference ``{system: urn:pitwall:patient-ref, value: patient_ref}``, the drug as
   an NDC ``item.productOrService``). The CoverageEligibilityResponse answers
   ``insurance.inforce`` (coverage active), ``insurance.item.authorizationRequired`` (PA
-  required) and a ``copay`` benefit's ``allowedMoney`` (out of pocket).
+  required), a ``copay`` benefit's ``allowedMoney`` (out of pocket) and, when the payer
+  says it, the plan type: ``insurance.coverage`` referencing a contained Coverage whose
+  ``type`` is a Source of Payment Typology code (1 Medicare, 2 Medicaid, 5 / 6 private;
+  `plan_type_of`). A payer that does not say leaves it to the patient's coverage on file.
 - Prior auth: ``POST {base}/fhir/Claim/$submit`` with a PAS request Bundle (Claim,
   Patient, Coverage). ``Claim.identifier`` carries ``urn:pitwall:journey-ref`` (journey_ref)
   and ``urn:pitwall:idempotency-key``; the payer echoes Claim identifiers on its
@@ -484,8 +487,31 @@ def parse_eligibility_response(
                 if "copay" in benefit_codes and money is not None and out_of_pocket is None:
                     out_of_pocket = float(money.value) if money.value is not None else None
     return BenefitsResult(
-        coverage_active=active, pa_required=pa_required, out_of_pocket=out_of_pocket
+        coverage_active=active,
+        pa_required=pa_required,
+        out_of_pocket=out_of_pocket,
+        plan_type=plan_type_of(resp),
     )
+
+
+# Source of Payment Typology: the first digit is the payer's kind (1 Medicare, 2 Medicaid,
+# 5 private insurance, 6 BlueCross/BlueShield); the copay card turns on it.
+SOPT_SYSTEM = "https://nahdo.org/sopt"
+_SOPT_KINDS = {"1": "medicare", "2": "medicaid", "5": "commercial", "6": "commercial"}
+
+
+def plan_type_of(resp: CoverageEligibilityResponse) -> str | None:
+    """The plan type of the first in-force insurance whose Coverage (contained, by a
+    local reference) is typed by SOPT; None when the payer does not say."""
+    contained = {r.id: r for r in resp.contained or [] if r.get_resource_type() == "Coverage"}
+    for insurance in resp.insurance or []:
+        ref = insurance.coverage.reference if insurance.coverage is not None else None
+        coverage = contained.get(ref[1:]) if ref and ref.startswith("#") else None
+        kind = getattr(coverage, "type", None)
+        for coding in (kind.coding or []) if kind is not None else []:
+            if coding.system == SOPT_SYSTEM and coding.code:
+                return _SOPT_KINDS.get(str(coding.code)[0], "other")
+    return None
 
 
 def _classify(response: httpx.Response, body: Any) -> tuple[str | None, str]:

@@ -112,7 +112,7 @@ DEMO_PATIENTS = (
     DemoPatient(
         "demo-medicare",
         "Medicare Part D: no copay card (illegal); a case manager evaluates foundation help",
-        {"pa_required": False},
+        {"pa_required": False, "plan_type": "medicare"},
         "+15555550112",
         shows="AFFORDABILITY_CHECK",
         plan_type="medicare",

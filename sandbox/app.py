@@ -409,6 +409,7 @@ def create_app(
                 active=sc.coverage_active,
                 pa_required=sc.pa_required,
                 out_of_pocket=sc.out_of_pocket,
+                plan_type=sc.plan_type,
             )
             summary = {"coverage_active": sc.coverage_active, "pa_required": sc.pa_required}
             return _fhir(200, resource), summary, None

@@ -109,8 +109,23 @@ def parse_eligibility(body: bytes) -> dict[str, Any]:
     }
 
 
+# Source of Payment Typology (PHDSC / NAHDO): the payer's kind, as X12 and FHIR carry it.
+SOPT_SYSTEM = "https://nahdo.org/sopt"
+SOPT_CODES = {
+    "medicare": ("1", "MEDICARE"),
+    "medicaid": ("2", "MEDICAID"),
+    "commercial": ("5", "PRIVATE HEALTH INSURANCE"),
+    "other": ("9", "MISCELLANEOUS"),
+}
+
+
 def eligibility_response(
-    request: dict[str, Any], *, active: bool, pa_required: bool, out_of_pocket: float | None
+    request: dict[str, Any],
+    *,
+    active: bool,
+    pa_required: bool,
+    out_of_pocket: float | None,
+    plan_type: str | None = None,
 ) -> dict[str, Any]:
     item: dict[str, Any] = {
         "productOrService": request["item"][0].get("productOrService"),
@@ -131,8 +146,25 @@ def eligibility_response(
             }
         ]
     identifiers = request.get("identifier") or []
+    coverage: dict[str, Any] = {
+        "identifier": {
+            "system": PATIENT_SYSTEM,
+            "value": _patient_from_reference(request["patient"], {}) or "",
+        }
+    }
+    contained: list[dict[str, Any]] = []
+    if plan_type is not None:
+        code, display = SOPT_CODES[plan_type]
+        contained.append({
+            "resourceType": "Coverage", "id": "coverage", "status": "active",
+            "type": {"coding": [{"system": SOPT_SYSTEM, "code": code, "display": display}]},
+            "beneficiary": request["patient"],
+            "payor": [request.get("insurer") or {"display": "Sandbox Payer"}],
+        })  # fmt: skip
+        coverage = {"reference": "#coverage"}
     return {
         "resourceType": "CoverageEligibilityResponse",
+        **({"contained": contained} if contained else {}),
         "identifier": identifiers,
         "status": "active",
         "purpose": request.get("purpose") or ["benefits"],
@@ -143,12 +175,7 @@ def eligibility_response(
         "insurer": request.get("insurer") or {"display": "Sandbox Payer"},
         "insurance": [
             {
-                "coverage": {
-                    "identifier": {
-                        "system": PATIENT_SYSTEM,
-                        "value": _patient_from_reference(request["patient"], {}) or "",
-                    }
-                },
+                "coverage": coverage,
                 "inforce": active,
                 "item": [item],
             }

@@ -68,6 +68,9 @@ class Scenario(BaseModel):
     coverage_active: bool = True
     pa_required: bool = True
     out_of_pocket: float | None = 25.0
+    # The coverage's plan type in the eligibility answer (a contained Coverage typed by
+    # the Source of Payment Typology); None: the answer does not say.
+    plan_type: Literal["commercial", "medicare", "medicaid", "other"] | None = None
     pa: PaScenario = "approve"
     pend_seconds: float = Field(2.0, ge=0)
     appeal_pend_seconds: float = Field(2.0, ge=0)

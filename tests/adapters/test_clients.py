@@ -55,6 +55,7 @@ async def test_benefits_pa_required_and_not(sandbox_url: str, patient: str) -> N
         assert result.coverage_active is True
         assert result.pa_required is True
         assert result.out_of_pocket == 25.0
+        assert result.plan_type is None  # the payer did not say
 
         other = patient + "-nopa"
         await put_scenario(sandbox_url, other, pa_required=False, out_of_pocket=0.0)
@@ -66,6 +67,21 @@ async def test_benefits_pa_required_and_not(sandbox_url: str, patient: str) -> N
     rows = await get_json(sandbox_url, "/_sandbox/received", service="payer", patient_ref=patient)
     assert [r["operation"] for r in rows] == ["eligibility"]
     assert rows[0]["journey_ref"] == f"journey-{patient}"
+
+
+@pytest.mark.parametrize("plan_type", ["commercial", "medicare", "medicaid", "other"])
+async def test_benefits_carry_the_plan_type_when_the_payer_says_it(
+    sandbox_url: str, patient: str, plan_type: str
+) -> None:
+    """The CoverageEligibilityResponse's contained Coverage, typed by the Source of
+    Payment Typology, decides the copay card (commercial only)."""
+    await put_scenario(sandbox_url, patient, plan_type=plan_type)
+    client = PayerClient(sandbox_url)
+    try:
+        result = await client.verify_benefits(BenefitsRequest(**base(patient, drug_code="0001")))
+    finally:
+        await client.aclose()
+    assert result.plan_type == plan_type
 
 
 @pytest.mark.parametrize(

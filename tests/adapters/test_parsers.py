@@ -246,3 +246,44 @@ def test_consent_callback() -> None:
     )
     with pytest.raises(CallbackInvalid):
         consent.parse_callback(b'{"event_id": "e", "type": "consent.maybe", "request_id": "x"}')
+
+
+def _eligibility(coverage_type: Any, reference: str = "#cov") -> dict[str, Any]:
+    contained = (
+        [{"resourceType": "Coverage", "id": "cov", "status": "active", "type": coverage_type,
+          "beneficiary": {"display": "patient"}, "payor": [{"display": "payer"}]}]
+        if coverage_type is not None else []
+    )  # fmt: skip
+    return {
+        "resourceType": "CoverageEligibilityResponse", "status": "active",
+        "purpose": ["benefits"], "patient": {"display": "patient"}, "created": "2026-12-01",
+        "request": {"display": "request"}, "outcome": "complete",
+        "insurer": {"display": "payer"}, "contained": contained,
+        "insurance": [{"coverage": {"reference": reference}, "inforce": True}],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("code", "plan_type"),
+    [
+        ("1", "medicare"),
+        ("121", "medicare"),
+        ("2", "medicaid"),
+        ("51", "commercial"),
+        ("61", "commercial"),
+        ("81", "other"),
+    ],
+)
+def test_the_plan_type_is_read_from_the_sopt_typed_coverage(code: str, plan_type: str) -> None:
+    sopt = {"coding": [{"system": "https://nahdo.org/sopt", "code": code}]}
+    assert payer.parse_eligibility_response(_eligibility(sopt)).plan_type == plan_type
+
+
+def test_no_plan_type_when_the_payer_does_not_say_it() -> None:
+    other_system = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                "code": "HIP"}]}  # fmt: skip
+    assert payer.parse_eligibility_response(_eligibility(other_system)).plan_type is None
+    sopt = {"coding": [{"system": "https://nahdo.org/sopt", "code": "1"}]}
+    dangling = _eligibility(sopt, reference="#elsewhere")
+    assert payer.parse_eligibility_response(dangling).plan_type is None
+    assert payer.parse_eligibility_response(_eligibility(None)).plan_type is None

@@ -168,7 +168,10 @@ async def test_a_bridge_supply_ships_while_the_pa_is_pended(
 
 
 async def test_a_medicare_patient_gets_no_copay_card(stack: Stack, api: httpx.AsyncClient) -> None:
-    ref = stack.new_patient({"pa_required": False}, plan_type="medicare")
+    # The record on file still says commercial; the payer's eligibility answer says
+    # Medicare (SOPT 1), and the payer's word wins: no copay card.
+    ref = stack.new_patient({"pa_required": False, "plan_type": "medicare"},
+                            plan_type="commercial")  # fmt: skip
     journey = await stack.start(ref, version=2)
     assistance = await open_task(api, stack.external[ref], journey, "assistance_evaluation")
     assert assistance["owner_role"] == "case_manager"
