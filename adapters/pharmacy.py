@@ -63,8 +63,45 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _MAX_REJECTS = 10  # NCPDP Reject Count (510-FA): a handful per claim; lenient
 
 
+NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
+# Our extension on MedicationDispense: the drug group(s) a dispense counts under for
+# adherence (the target active ingredient; a combination product names each). Absent:
+# the ingredients of a contained Medication, else the product's own code.
+DRUG_GROUP_EXTENSION = "https://pitwall.dev/fhir/StructureDefinition/drug-group"
+
+
+def _medication(md: MedicationDispense) -> tuple[str | None, list[str]]:
+    """(medication code as `system|code`, ingredient codes) of the dispensed product."""
+    concept = md.medicationCodeableConcept
+    ingredients: list[str] = []
+    if concept is None and md.medicationReference is not None:
+        ref = md.medicationReference.reference or ""
+        contained = {r.id: r for r in md.contained or []}
+        medication = contained.get(ref[1:]) if ref.startswith("#") else None
+        concept = getattr(medication, "code", None)
+        for ingredient in getattr(medication, "ingredient", None) or []:
+            item = ingredient.itemCodeableConcept
+            ingredients += [c.code for c in (item.coding or []) if item and c.code]
+    codings = (concept.coding or []) if concept is not None else []
+    chosen = next((c for c in codings if c.system == NDC_SYSTEM and c.code), None) or next(
+        (c for c in codings if c.code), None
+    )
+    code = f"{chosen.system or ''}|{chosen.code}" if chosen is not None else None
+    return code, ingredients
+
+
+def _drug_groups(md: MedicationDispense, code: str | None, ingredients: list[str]) -> list[str]:
+    named = [
+        str(e.valueCode)
+        for e in md.extension or []
+        if e.url == DRUG_GROUP_EXTENSION and e.valueCode
+    ]
+    return sorted(set(named or ingredients or ([code] if code else [])))
+
+
 def dispense_fill(resource: Mapping[str, Any] | MedicationDispense) -> dict[str, Any] | None:
-    """A MedicationDispense → {days_supply, dispensed_at, dispense_id} if it is a fill.
+    """A MedicationDispense → {days_supply, dispensed_at, dispense_id, quantity,
+    quantity_unit, medication_code, drug_groups} if it is a fill.
 
     Only ``status == completed`` is a fill; None otherwise. Raises CallbackInvalid when a
     completed dispense lacks daysSupply.
@@ -83,10 +120,16 @@ def dispense_fill(resource: Mapping[str, Any] | MedicationDispense) -> dict[str,
         raise CallbackInvalid("completed MedicationDispense has no daysSupply")
     handed = md.whenHandedOver or md.whenPrepared
     dispensed_at = parse_time(handed) if handed is not None else None
+    code, ingredients = _medication(md)
+    quantity = md.quantity
     return {
         "days_supply": int(md.daysSupply.value),
         "dispensed_at": dispensed_at.isoformat() if dispensed_at else None,
         "dispense_id": md.id,
+        "quantity": float(quantity.value) if quantity and quantity.value is not None else None,
+        "quantity_unit": (quantity.code or quantity.unit) if quantity else None,
+        "medication_code": code,
+        "drug_groups": _drug_groups(md, code, ingredients),
     }
 
 

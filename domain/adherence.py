@@ -23,11 +23,11 @@ PDC, step by step:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 DispenseStatus = Literal[
     "completed", "entered-in-error", "cancelled", "declined", "in-progress", "reversed"
@@ -91,6 +91,16 @@ class Pdc:
 
     def adherent(self, threshold: Fraction = ADHERENT) -> bool:
         return self.value >= threshold
+
+
+def fill_of(data: Mapping[str, Any]) -> Fill | None:
+    """The fill a pharmacy event reported (adapters.pharmacy: `is_fill`, `days_supply`,
+    `dispensed_at`, `drug_groups`), or None when it is not one."""
+    if not data.get("is_fill") or not data.get("dispensed_at"):
+        return None
+    handed = datetime.fromisoformat(str(data["dispensed_at"]))
+    groups = frozenset(str(g) for g in data.get("drug_groups") or ()) or frozenset({"unknown"})
+    return Fill(handed.date(), int(data["days_supply"]), groups)
 
 
 def counted(fills: Iterable[Fill], groups: Iterable[str] | None = None) -> list[Fill]:

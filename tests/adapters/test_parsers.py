@@ -10,6 +10,7 @@ import pytest
 
 from adapters import consent, email, payer, pharmacy, sms
 from adapters.errors import CallbackInvalid, PartnerRejected
+from domain import adherence
 
 STANDARDS = Path(__file__).resolve().parents[1] / "fixtures" / "standards"
 
@@ -287,3 +288,46 @@ def test_no_plan_type_when_the_payer_does_not_say_it() -> None:
     dangling = _eligibility(sopt, reference="#elsewhere")
     assert payer.parse_eligibility_response(dangling).plan_type is None
     assert payer.parse_eligibility_response(_eligibility(None)).plan_type is None
+
+
+def test_a_fill_says_its_quantity_medication_and_drug_group() -> None:
+    """The published NDC example: the product code is its own group; our extension names
+    the group (a combination product, two); a contained Medication gives its ingredients."""
+    fill = pharmacy.dispense_fill(load("fhir-r4/MedicationDispense/medicationdispense0307.json"))
+    assert fill is not None
+    assert (fill["quantity"], fill["quantity_unit"]) == (90.0, "TAB")
+    assert fill["medication_code"] == "http://hl7.org/fhir/sid/ndc|76388-713-25"
+    assert fill["drug_groups"] == ["http://hl7.org/fhir/sid/ndc|76388-713-25"]
+
+    combination = load("fhir-r4/MedicationDispense/medicationdispense0307.json")
+    combination["extension"] = [
+        {"url": pharmacy.DRUG_GROUP_EXTENSION, "valueCode": group}
+        for group in ("tenofovir", "emtricitabine")
+    ]
+    assert pharmacy.dispense_fill(combination)["drug_groups"] == [  # type: ignore[index]
+        "emtricitabine", "tenofovir",
+    ]  # fmt: skip
+
+    contained = load("fhir-r4/MedicationDispense/medicationdispense0302.json")
+    contained["status"] = "completed"
+    from_medication = pharmacy.dispense_fill(contained)
+    assert from_medication is not None
+    assert from_medication["medication_code"] == "http://hl7.org/fhir/sid/ndc|0169-7501-11"
+    assert from_medication["drug_groups"] == ["325072002"]  # insulin aspart (SNOMED)
+    assert (from_medication["quantity"], from_medication["quantity_unit"]) == (10.0, "ml")
+
+
+def test_a_reported_fill_becomes_an_adherence_fill() -> None:
+    event = pharmacy.parse_callback(json.dumps({
+        "event_id": "e-fill", "type": "pharmacy.delivered", "rx_id": "rx1",
+        "medication_dispense": load("fhir-r4/MedicationDispense/medicationdispense0307.json"),
+    }).encode())  # fmt: skip
+    fill = adherence.fill_of(event.data)
+    assert fill is not None
+    assert (fill.filled_on.isoformat(), fill.days_supply) == ("2015-01-15", 30)
+    assert fill.drug_groups == frozenset({"http://hl7.org/fhir/sid/ndc|76388-713-25"})
+    not_a_fill = pharmacy.parse_callback(json.dumps({
+        "event_id": "e-eie", "type": "pharmacy.delivered", "rx_id": "rx1",
+        "medication_dispense": load("fhir-r4/MedicationDispense/medicationdispense0305.json"),
+    }).encode())  # fmt: skip
+    assert adherence.fill_of(not_a_fill.data) is None  # entered-in-error never counts
