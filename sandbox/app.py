@@ -41,6 +41,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
+# Pitwall's profile: the drug groups a dispense counts under (adherence, DOMAIN.md §3).
+DRUG_GROUP_EXTENSION = "https://pitwall.dev/fhir/StructureDefinition/drug-group"
 PLAN_TYPES = frozenset({"commercial", "medicare", "medicaid", "tricare", "va", "other_government"})
 COPAY_BIN = "610020"
 COPAY_PCN = "SBXCOPAY"
@@ -685,6 +687,11 @@ def create_app(
                     "whenPrepared": iso(at(t_fill)),
                     "whenHandedOver": iso(at(t_deliver)),
                 }
+                if sc.drug_groups:  # FHIR allows no empty arrays
+                    dispense["extension"] = [
+                        {"url": DRUG_GROUP_EXTENSION, "valueCode": group}
+                        for group in sc.drug_groups
+                    ]
                 filled = event("pharmacy.filled", t_fill, {"claim": {"status": "paid"}})
                 shipped = event(
                     "pharmacy.shipped",

@@ -91,6 +91,11 @@ class Scenario(BaseModel):
     days_supply: int = Field(
         28, ge=1, le=365, description="Days supply dispensed when set; else the referral's."
     )
+    # The drug groups the dispense counts under for adherence (our drug-group extension on
+    # the MedicationDispense; a combination product names each). Empty: none sent.
+    drug_groups: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]] = (
+        Field(default_factory=list, max_length=5)
+    )
     # pharmacy claim adjudication at fill time: the n-th referral's claim is rejected with
     # claim_rejects[n] (no fill, no shipment: a pharmacy.claim_rejected callback); once the
     # list is used up every claim pays. A PUT starts the count again.

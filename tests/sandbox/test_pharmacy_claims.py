@@ -11,6 +11,7 @@ import httpx
 from adapters import pharmacy
 from adapters.pharmacy import PharmacyClient
 from adapters.signatures import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_body
+from domain import adherence
 from domain.partners import PartnerEvent, PharmacyReferralRequest
 from tests.sandbox.harness import (
     SECRET,
@@ -215,3 +216,28 @@ async def test_claim_scenario_fields_are_checked(sandbox_url: str, patient: str)
     assert shown["refill_too_soon_days"] == 5
     assert not [k for k in shown if k.startswith("_")]
     assert (await get_json(sandbox_url, f"/_sandbox/scenarios/{patient}")) == shown
+
+
+async def test_the_delivered_dispense_names_its_drug_groups(
+    sandbox_url: str, sink: Sink, patient: str
+) -> None:
+    """What the sandbox pharmacy reports, read by our adapter, is an adherence fill of the
+    scenario's drug groups (a combination product: two); without them, the product's NDC."""
+    await put_scenario(sandbox_url, patient, drug_groups=["tenofovir", "emtricitabine"], **FAST)
+    [rx_id] = await refer(sandbox_url, referral(patient))
+    hits = await callbacks_for(sink, rx_id, len(PAID_CHAIN))
+    delivered = next(pharmacy.parse_callback(h.body) for h in hits
+                     if b'"pharmacy.delivered"' in h.body)  # fmt: skip
+    fill = adherence.fill_of(delivered.data)
+    assert fill is not None and fill.days_supply == 28
+    assert fill.drug_groups == frozenset({"tenofovir", "emtricitabine"})
+
+    other = patient + "-plain"
+    await put_scenario(sandbox_url, other, **FAST)
+    [plain_rx] = await refer(sandbox_url, referral(other))
+    plain = next(pharmacy.parse_callback(h.body)
+                 for h in await callbacks_for(sink, plain_rx, len(PAID_CHAIN))
+                 if b'"pharmacy.delivered"' in h.body)  # fmt: skip
+    assert plain.data["drug_groups"] == ["http://hl7.org/fhir/sid/ndc|00002-7510-01"]
+    assert b'"extension"' not in next(h.body for h in await callbacks_for(sink, plain_rx, 4)
+                                      if b'"pharmacy.delivered"' in h.body)  # fmt: skip
