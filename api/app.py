@@ -112,8 +112,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(migrate, engine)
         client = temporal or await temporal_client(settings.temporal)
+        app.state.page_token_key = page_token_key(settings)  # journeys' and tasks' lists
         journeys = JourneyGateway(
-            client, settings.temporal.task_queue, page_token_key=page_token_key(settings)
+            client, settings.temporal.task_queue, page_token_key=app.state.page_token_key
         )
         callbacks.journeys = journeys
         if crm is not None:

@@ -35,7 +35,10 @@ TaskId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The task's id (GET
 
 
 def task_service(request: Request) -> TaskService:
-    return TaskService(request.app.state.store, getattr(request.app.state, "journeys", None))
+    state = request.app.state
+    return TaskService(
+        state.store, getattr(state, "journeys", None), getattr(state, "page_token_key", None)
+    )
 
 
 Tasks = Annotated[TaskService, Depends(task_service)]

@@ -10,14 +10,15 @@ the same event id: the journey drops the repeat. So the journey hears of it exac
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
+import secrets
 from datetime import UTC, datetime
 
 from contract.tasks import TaskDetail, TaskOut, TaskPage
 from domain.events import TASK_COMPLETED
 from domain.partners import PartnerEvent
 from gateway.journeys import JourneyClosed, JourneyGateway, JourneyNotFound
+from gateway.visibility import UnsafeQueryValue, decode_page_token, encode_page_token
 from store import Store
 from store.tasks import Task, TaskAction
 
@@ -26,23 +27,18 @@ class InvalidPageToken(ValueError):
     """A page token this service did not make."""
 
 
-def page_token_after(task: Task) -> str:
-    """Opaque to clients: where the next page starts (the last row's due time and id)."""
-    raw = f"{task.due_at.astimezone(UTC).isoformat()}|{task.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def page_token_after(task: Task, key: bytes) -> str | None:
+    """Where the next page starts (the last row's due time and id), signed like the
+    journey listing's tokens (gateway.visibility): opaque, and unforgeable."""
+    return encode_page_token(f"{task.due_at.astimezone(UTC).isoformat()}|{task.id}".encode(), key)
 
 
-def read_page_token(token: str) -> tuple[datetime, int]:
+def read_page_token(token: str, key: bytes) -> tuple[datetime, int]:
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        due, last_id = raw.split("|")
-        at = datetime.fromisoformat(due)
-        task_id = int(last_id)
-        if at.tzinfo is None or not 0 < task_id < 2**31:  # the store's ids are 32-bit
-            raise ValueError("not ours")
-        return at, task_id
-    except (ValueError, UnicodeDecodeError):
+        due, last_id = (decode_page_token(token, key) or b"").decode().split("|")
+    except (UnsafeQueryValue, ValueError):
         raise InvalidPageToken(token) from None
+    return datetime.fromisoformat(due), int(last_id)
 
 
 class TaskNotFound(LookupError):
@@ -62,9 +58,16 @@ def task_out(task: Task, now: datetime) -> TaskOut:
 
 
 class TaskService:
-    def __init__(self, store: Store, journeys: JourneyGateway | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        journeys: JourneyGateway | None = None,
+        page_token_key: bytes | None = None,
+    ) -> None:
         self.store = store
         self.journeys = journeys
+        # The API's key, alike on every replica; a one-off key for a CLI that pages once.
+        self.page_token_key = page_token_key or secrets.token_bytes(32)
 
     async def find(
         self,
@@ -79,7 +82,7 @@ class TaskService:
     ) -> TaskPage:
         """One page of the queue, soonest due first; raises InvalidPageToken."""
         now = datetime.now(UTC)
-        after = read_page_token(page_token) if page_token else None
+        after = read_page_token(page_token, self.page_token_key) if page_token else None
 
         def read() -> TaskPage:
             found = self.store.tasks.find(
@@ -89,7 +92,7 @@ class TaskService:
                 after=after, limit=page_size + 1,
             )  # fmt: skip
             page, more = found[:page_size], len(found) > page_size
-            token = page_token_after(page[-1]) if more else None
+            token = page_token_after(page[-1], self.page_token_key) if more else None
             return TaskPage(items=[task_out(t, now) for t in page], next_page_token=token)
 
         return await asyncio.to_thread(read)

@@ -17,8 +17,6 @@ import pytest
 from domain.journey import JourneyState
 from tests.e2e.conftest import Stack
 
-V2_PARAMS: dict[str, Any] = {}  # the template's own defaults, on the stack's clock
-
 
 @pytest.fixture
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
@@ -80,7 +78,7 @@ async def test_approved_at_once_commercial_gets_a_copay_card_and_reaches_the_fir
     stack: Stack, api: httpx.AsyncClient
 ) -> None:
     ref = stack.new_patient({"pa": "approve"}, plan_type="commercial")
-    journey = await stack.start(ref, version=2, params=V2_PARAMS)
+    journey = await stack.start(ref, version=2)
     state = await onboard(stack, api, journey, ref)
     assert (state.status, state.outcome_reason) == ("completed", "on_therapy")
     assert list(state.milestones) == [
