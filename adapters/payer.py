@@ -37,7 +37,9 @@ Wire conventions (the sandbox and any PAS payer see the same):
 - Decision: per item ``adjudication.extension[reviewAction].extension[reviewActionCode]``
   (X12 306): A1/A2/A6 approved, A3 denied, A4 pended, C (cancelled) denied. PA number:
   ``ClaimResponse.preAuthRef``, else the reviewAction ``number``, else the item's
-  ``administrationReferenceNumber``, else the ClaimResponse identifier / id.
+  ``administrationReferenceNumber``, else the ClaimResponse identifier / id. An approval
+  is valid through ``ClaimResponse.preAuthPeriod.end`` (`approval_expires_on`): the
+  result's ``expires_on``, a ``pa.decided`` event's ``data.expires_on`` (ISO date).
 - Errors: 4xx + OperationOutcome → `PartnerRejected` (code ``payer.invalid_request`` …,
   detail lists the OperationOutcome issue codes); 5xx → `PartnerUnavailable`; a
   ClaimResponse with ``outcome = error`` → `PartnerRejected` ``payer.pa_error`` with the
@@ -46,11 +48,12 @@ Wire conventions (the sandbox and any PAS payer see the same):
 
 from __future__ import annotations
 
+import calendar
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -134,6 +137,7 @@ class PasDecision:
     journey_ref: str | None
     appeal: bool
     created: datetime | None
+    expires_on: date | None = None
 
 
 # --------------------------------------------------------------------------- building
@@ -329,6 +333,42 @@ def _identifier_value(identifiers: list[Any] | None, system: str) -> str | None:
     return None
 
 
+_PARTIAL_DATE = re.compile(r"^([0-9]{4})(?:-([0-9]{2}))?$")
+
+
+def period_end_date(value: Any) -> date | None:
+    """A FHIR Period.end (date or dateTime) → the last calendar day it covers.
+
+    A dateTime gives its date as written, in its own offset (the payer's day, not
+    converted to UTC); a partial date covers its whole month / year (FHIR: the end
+    includes any matching date/time), so ``2025-05`` → 2025-05-31, ``2025`` → 2025-12-31.
+    Anything else → None.
+    """
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        match = _PARTIAL_DATE.match(text)
+        if match:
+            year, month = int(match[1]), int(match[2] or 12)
+            if 1 <= month <= 12:
+                return date(year, month, calendar.monthrange(year, month)[1])
+            return None
+        moment = parse_time(text) if not text.isdigit() else None
+        return moment.date() if moment is not None else None
+    return None
+
+
+def approval_expires_on(cr: ClaimResponse, outcome: PaOutcome) -> date | None:
+    """The last day an approval is valid: ``preAuthPeriod.end``; None when the decision
+    is not an approval (A3 / A4 / C: any period is ignored) or the payer gives no end."""
+    if outcome != "approved" or cr.preAuthPeriod is None:
+        return None
+    return period_end_date(cr.preAuthPeriod.end)
+
+
 def decision_from_claim_response(cr: ClaimResponse) -> PasDecision:
     """Read the decision; raises PasErrorResponse for outcome=error, ValueError if absent."""
     if cr.outcome == "error":
@@ -354,6 +394,7 @@ def decision_from_claim_response(cr: ClaimResponse) -> PasDecision:
         journey_ref=_identifier_value(cr.identifier, JOURNEY_SYSTEM),
         appeal=_is_appeal(cr),
         created=parse_time(created) if created is not None else None,
+        expires_on=approval_expires_on(cr, outcome),
     )
 
 
@@ -452,6 +493,7 @@ def parse_pas_response(body: bytes | str | Mapping[str, Any], status: int = 200)
         pa_number=decision.pa_number,
         outcome=decision.outcome,
         review_action_code=decision.review_action_code,
+        expires_on=decision.expires_on,
     )
 
 
@@ -538,7 +580,9 @@ def parse_notification(body: bytes | str | Mapping[str, Any]) -> list[PartnerEve
     """A PAS subscription notification Bundle → one event per ClaimResponse that says
     something: ``pa.decided`` for a decision, ``pa.info_requested`` for one still pended
     (A4) that asks for additional information (``communicationRequest``; data
-    ``outcome: info_requested`` and ``requested``, see `requested_info`).
+    ``outcome: info_requested`` and ``requested``, see `requested_info`). A ``pa.decided``
+    event's data carries ``expires_on``: the approval's last valid day as an ISO date
+    (``preAuthPeriod.end``, see `approval_expires_on`), None when denied or not said.
 
     event_id is the notification Bundle's id (else its identifier), suffixed with the
     ClaimResponse id when a notification carries several ClaimResponses. A pended
@@ -572,6 +616,9 @@ def parse_notification(body: bytes | str | Mapping[str, Any]) -> list[PartnerEve
         }
         if requested:
             data["requested"] = requested
+        else:
+            expires_on = decision.expires_on
+            data["expires_on"] = expires_on.isoformat() if expires_on is not None else None
         event_id = base_id if len(responses) == 1 else f"{base_id}/{cr.id or index}"
         events.append(
             PartnerEvent(
@@ -650,12 +697,14 @@ class PayerClient(PartnerClient):
 __all__ = [
     "PasDecision",
     "PayerClient",
+    "approval_expires_on",
     "build_eligibility_request",
     "build_pas_bundle",
     "decision_from_claim_response",
     "parse_eligibility_response",
     "parse_notification",
     "parse_pas_response",
+    "period_end_date",
     "requested_info",
 ]
 

@@ -1,4 +1,5 @@
-"""Specialty pharmacy adapter: referral out, claim / fill / ship / delivery callbacks in.
+"""Specialty pharmacy adapter: referral and refill enrollment out; claim / fill / ship /
+delivery / dispense callbacks in.
 
 Referral: ``POST {base}/pharmacy/referrals`` JSON::
 
@@ -8,16 +9,32 @@ Referral: ``POST {base}/pharmacy/referrals`` JSON::
 → 201 ``{"rx_id": "rx_…", "status": "received"}``. Errors: 4xx ``{"error": {"code",
 "field"}}``.
 
+Refill program: ``POST {base}/pharmacy/refill-enrollments`` JSON::
+
+    {"patient_ref", "journey_ref", "program", "medication": {"ndc": drug_code},
+     "days_supply": 28, "starts_on": "YYYY-MM-DD"}   # the journey's enrollment date
+
+→ 201 ``{"rx_id": "rx_…", "status": "enrolled"}`` (same idempotency and errors). From
+then on every dispense of that prescription, whatever its status, comes back as a
+``pharmacy.dispensed`` callback for as long as the patient stays in the program.
+
 Callback (JSON, signed with the Pitwall HMAC scheme)::
 
-    {"event_id", "type": "pharmacy.filled" | "pharmacy.shipped" | "pharmacy.delivered",
-     "rx_id", "journey_ref", "patient_ref", "occurred_at",
+    {"event_id", "type": "pharmacy.filled" | "pharmacy.shipped" | "pharmacy.delivered"
+     | "pharmacy.dispensed", "rx_id", "journey_ref", "patient_ref", "occurred_at",
      "shipment": {...},                      # shipped: carrier, tracking_number
-     "medication_dispense": {FHIR R4B MedicationDispense}}   # filled / delivered
+     "medication_dispense": {FHIR R4B MedicationDispense}}
+                                 # filled / delivered; dispensed: always (else invalid)
 
+Every callback carrying a MedicationDispense gives ``data.dispense_id`` (the resource
+id, None if it has none) and ``data.dispense_status``, whatever the status: an
+entered-in-error dispense re-sent under the same id is how a pharmacy cancels a
+dispense it reported before (FHIR), so the journey must know which one it names.
 Only a ``completed`` MedicationDispense is a fill: any other status (in-progress,
-on-hold, stopped, entered-in-error …) gives ``data.is_fill = False`` and no
-``days_supply``, so it can never count toward adherence.
+on-hold, stopped, cancelled, declined, entered-in-error …) gives ``data.is_fill =
+False`` and no ``days_supply`` / ``dispensed_at``, so it can never count toward
+adherence; a completed one adds ``is_fill = True`` and the fill fields of
+``dispense_fill``.
 
 Claim adjudication (NCPDP Telecom D.0 response fields), same envelope::
 
@@ -47,13 +64,27 @@ from pydantic import ValidationError
 from adapters._common import load_json, now, parse_time, require_str, validation_summary
 from adapters.errors import CallbackInvalid, PartnerUnavailable
 from adapters.http import PartnerClient, PartnerHttp, classify_error_object
-from domain.partners import PartnerEvent, PharmacyReferralRequest, PharmacyReferralResult
+from domain.partners import (
+    PartnerEvent,
+    PharmacyReferralRequest,
+    PharmacyReferralResult,
+    RefillEnrollmentRequest,
+    RefillEnrollmentResult,
+)
 
 PARTNER = "pharmacy"
 CLAIM_PAID = "pharmacy.claim_paid"
 CLAIM_REJECTED = "pharmacy.claim_rejected"
+DISPENSED = "pharmacy.dispensed"  # the refill program: one per dispense, any status
 EVENT_TYPES = frozenset(
-    {"pharmacy.filled", "pharmacy.shipped", "pharmacy.delivered", CLAIM_PAID, CLAIM_REJECTED}
+    {
+        "pharmacy.filled",
+        "pharmacy.shipped",
+        "pharmacy.delivered",
+        CLAIM_PAID,
+        CLAIM_REJECTED,
+        DISPENSED,
+    }
 )
 Reject = Literal["pa_required", "not_covered", "refill_too_soon", "other"]
 # NCPDP reject code (511-FB) → what the journey does about it.
@@ -64,6 +95,20 @@ _MAX_REJECTS = 10  # NCPDP Reject Count (510-FA): a handful per claim; lenient
 
 
 NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
+# MedicationDispense.status (FHIR R4, a required binding): anything else is malformed.
+DISPENSE_STATUSES = frozenset(
+    {
+        "preparation",
+        "in-progress",
+        "cancelled",
+        "on-hold",
+        "completed",
+        "entered-in-error",
+        "stopped",
+        "declined",
+        "unknown",
+    }
+)
 # Our extension on MedicationDispense: the drug group(s) a dispense counts under for
 # adherence (the target active ingredient; a combination product names each). Absent:
 # the ingredients of a contained Medication, else the product's own code.
@@ -99,6 +144,15 @@ def _drug_groups(md: MedicationDispense, code: str | None, ingredients: list[str
     return sorted(set(named or ingredients or ([code] if code else [])))
 
 
+def _dispense(resource: Mapping[str, Any] | MedicationDispense) -> MedicationDispense:
+    if isinstance(resource, MedicationDispense):
+        return resource
+    try:
+        return MedicationDispense.model_validate(resource)
+    except ValidationError as exc:
+        raise CallbackInvalid(f"invalid MedicationDispense ({validation_summary(exc)})") from exc
+
+
 def dispense_fill(resource: Mapping[str, Any] | MedicationDispense) -> dict[str, Any] | None:
     """A MedicationDispense → {days_supply, dispensed_at, dispense_id, quantity,
     quantity_unit, medication_code, drug_groups} if it is a fill.
@@ -106,14 +160,7 @@ def dispense_fill(resource: Mapping[str, Any] | MedicationDispense) -> dict[str,
     Only ``status == completed`` is a fill; None otherwise. Raises CallbackInvalid when a
     completed dispense lacks daysSupply.
     """
-    try:
-        md = (
-            resource
-            if isinstance(resource, MedicationDispense)
-            else MedicationDispense.model_validate(resource)
-        )
-    except ValidationError as exc:
-        raise CallbackInvalid(f"invalid MedicationDispense ({validation_summary(exc)})") from exc
+    md = _dispense(resource)
     if md.status != "completed":
         return None
     if md.daysSupply is None or md.daysSupply.value is None:
@@ -207,14 +254,21 @@ def parse_callback(body: bytes | str | Mapping[str, Any]) -> PartnerEvent:
             for key in ("carrier", "tracking_number", "cold_chain", "expected_delivery"):
                 if key in shipment:
                     out[key] = shipment[key]
+    if kind == DISPENSED and dispense is None:
+        raise CallbackInvalid(f"{what}: dispensed without medication_dispense")
     if dispense is not None:
         if (
             not isinstance(dispense, Mapping)
             or dispense.get("resourceType") != "MedicationDispense"
         ):
             raise CallbackInvalid(f"{what}: medication_dispense is not a MedicationDispense")
-        fill = dispense_fill(dispense)
-        out["dispense_status"] = dispense.get("status")
+        md = _dispense(dispense)
+        if md.status not in DISPENSE_STATUSES:
+            raise CallbackInvalid(f"{what}: invalid field 'medication_dispense.status'")
+        fill = dispense_fill(md)
+        # Any status: a correction (entered-in-error) names the dispense it cancels.
+        out["dispense_id"] = md.id
+        out["dispense_status"] = md.status
         out["is_fill"] = fill is not None
         if fill is not None:
             out.update(fill)
@@ -266,6 +320,29 @@ class PharmacyClient(PartnerClient):
         if not isinstance(rx_id, str) or not rx_id:
             raise PartnerUnavailable(PARTNER, response.status_code, "malformed response: no rx_id")
         return PharmacyReferralResult(rx_id=rx_id)
+
+    async def enroll_refills(self, req: RefillEnrollmentRequest) -> RefillEnrollmentResult:
+        """Enroll the prescription in the refill program: its dispenses come back as
+        ``pharmacy.dispensed`` callbacks, correlated on the answer's ``rx_id``."""
+        payload = {
+            "patient_ref": req.patient_ref,
+            "journey_ref": req.journey_ref,
+            "program": req.program,
+            "medication": {"ndc": req.drug_code},
+            "days_supply": req.days_supply,
+            "starts_on": req.starts_on.isoformat(),
+        }
+        response = await self._http.post(
+            "/pharmacy/refill-enrollments", idempotency_key=req.idempotency_key, json=payload
+        )
+        body = self._http.json(response)
+        rx_id = body.get("rx_id") if isinstance(body, Mapping) else None
+        if not isinstance(rx_id, str) or not rx_id:
+            raise PartnerUnavailable(PARTNER, response.status_code, "malformed response: no rx_id")
+        status = body.get("status") if isinstance(body, Mapping) else None
+        if isinstance(status, str) and status:
+            return RefillEnrollmentResult(rx_id=rx_id, status=status)
+        return RefillEnrollmentResult(rx_id=rx_id)
 
 
 __all__ = ["PharmacyClient", "dispense_fill", "parse_callback", "reject_of"]

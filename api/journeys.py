@@ -23,6 +23,7 @@ from contract.journeys import Control, JourneyEvent, JourneyPage, StartJourney
 from domain.events import did_you_mean
 from domain.journey import PSEUDONYM, EventAck, JourneyState, StartAck, check_pseudonym
 from domain.partners import PartnerEvent
+from domain.refill_risk import RiskLevel
 from gateway.visibility import JourneyFilter
 from store.api_keys import ApiKey
 
@@ -84,6 +85,18 @@ async def list_journeys(
     stage: Annotated[str | None, Query(pattern=STAGE, examples=["PA_PENDED"])] = None,
     needs_attention: bool | None = None,
     running: Annotated[bool | None, Query(description="Only running / only closed.")] = None,
+    risk: Annotated[
+        RiskLevel | None, Query(description="Refill journeys at this refill-gap risk.")
+    ] = None,
+    pdc_below: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=101,
+            description="Refill journeys whose PDC this year "
+            "(percent) is below this, e.g. 80: not adherent.",
+        ),
+    ] = None,
     page_size: Annotated[int, Query(ge=1, le=100)] = 50,
     page_token: Annotated[str | None, Query(pattern=PAGE_TOKEN)] = None,
 ) -> JourneyPage:
@@ -99,6 +112,8 @@ async def list_journeys(
         stage=stage,
         needs_attention=needs_attention,
         running=running,
+        risk=risk,
+        pdc_below=pdc_below,
     )
     return await journeys.find(where, page_size=page_size, page_token=page_token)
 

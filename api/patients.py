@@ -13,15 +13,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AfterValidator, StringConstraints
+from temporalio.service import RPCError
 
 from api.auth import require
-from api.deps import Consents, KnownPatient, PatientId, Patients, pseudonymous_journey_id
+from api.deps import (
+    Consents,
+    Journeys,
+    KnownPatient,
+    PatientId,
+    Patients,
+    pseudonymous_journey_id,
+)
 from api.openapi import problems
 from contract.ids import JOURNEY_ID
 from contract.patients import (
     TIMELINE_TYPE,
+    AdherenceOut,
     ConsentGrantIn,
     ConsentOut,
     ConsentRevokeIn,
@@ -34,8 +44,14 @@ from contract.patients import (
     PreferencesOut,
     PreferencesPut,
     TimelineOut,
+    YearPdcOut,
 )
+from gateway.journeys import JourneyError, JourneyGateway
+from gateway.visibility import JourneyFilter
 from store.api_keys import ApiKey
+
+REFILL_TEMPLATE = "refill_adherence"
+log = structlog.get_logger("api.patients")
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -76,8 +92,48 @@ async def register_patient(
     dependencies=READ,
     responses=problems(404, 422, 500),
 )
-async def get_patient(patient_ref: KnownPatient, patients: Patients) -> PatientOut:
-    return await patients.profile(patient_ref)
+async def get_patient(
+    patient_ref: KnownPatient, patients: Patients, journeys: Journeys
+) -> PatientOut:
+    profile = await patients.profile(patient_ref)
+    profile.adherence = await adherence_of(patient_ref, journeys)
+    return profile
+
+
+async def adherence_of(patient_ref: str, journeys: JourneyGateway) -> list[AdherenceOut]:
+    """Each refill journey's run-out, PDC and risk; nothing while Temporal is away (the
+    profile is the store's and must not fail with it)."""
+    try:
+        page = await journeys.find(
+            JourneyFilter(patient_ref=patient_ref, template_id=REFILL_TEMPLATE), page_size=10
+        )
+        states = [await journeys.state(item.journey_id) for item in page.items]
+    except (RPCError, JourneyError):
+        log.warning("patients.adherence_unavailable")
+        return []
+    out = []
+    for state in states:
+        refill = state.refill
+        if refill is None:
+            continue
+        out.append(
+            AdherenceOut(
+                journey_id=state.journey_id,
+                status=refill.status,
+                run_out=refill.run_out,
+                pdc_year_to_date=refill.pdc_year_to_date,
+                pdc_by_year=[
+                    YearPdcOut(
+                        year=y.year, pdc=y.pdc, adherent=y.adherent, in_population=y.in_population
+                    )
+                    for y in refill.pdc_by_year
+                ],
+                risk_level=refill.risk.level if refill.risk else None,
+                risk_score=refill.risk.score if refill.risk else None,
+                risk_reasons=refill.risk.reasons if refill.risk else [],
+            )
+        )
+    return out
 
 
 TimelineType = Annotated[str, StringConstraints(pattern=TIMELINE_TYPE, max_length=64)]

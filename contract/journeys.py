@@ -121,6 +121,8 @@ class JourneySummary(BaseModel):
     needs_attention: bool | None = None
     patient_ref: str | None = Field(None, description="Pitwall's pseudonym for the patient.")
     program: str | None = None
+    risk: str | None = Field(None, description="Refill journeys: the refill-gap risk level.")
+    pdc: int | None = Field(None, description="Refill journeys: PDC this year, in percent.")
     started_at: datetime | None = None
     closed_at: datetime | None = None
 

@@ -123,6 +123,26 @@ class CoverageOut(BaseModel):
     subscriber_id: str | None = Field(description="Masked.", examples=["•••89"])
 
 
+class YearPdcOut(BaseModel):
+    year: int
+    pdc: float = Field(description="Proportion of days covered (PQA), 0 to 1.")
+    adherent: bool
+    in_population: bool = Field(description="Counts in the PQA measure population.")
+
+
+class AdherenceOut(BaseModel):
+    """One therapy's refills (a refill_adherence journey), as the journey knows them."""
+
+    journey_id: str
+    status: str = Field(examples=["on_therapy", "at_risk", "discontinued"])
+    run_out: date | None = Field(None, description="The day supply runs out.")
+    pdc_year_to_date: float | None = None
+    pdc_by_year: list[YearPdcOut] = Field(default_factory=list)
+    risk_level: str | None = None
+    risk_score: int | None = None
+    risk_reasons: list[str] = Field(default_factory=list, description="Figures, never names.")
+
+
 class PatientOut(BaseModel):
     """What the store holds about a patient, masked: which details are on file, contact
     details masked, consents in force, flags."""
@@ -142,6 +162,11 @@ class PatientOut(BaseModel):
     do_not_contact: bool
     consents_in_force: int
     created_at: datetime
+    adherence: list[AdherenceOut] = Field(
+        default_factory=list,
+        description="Each therapy's refills: run-out, PDC, refill-gap risk (from its journey; "
+        "empty while Temporal cannot be reached).",
+    )
 
 
 class PatientRegistered(PatientOut):

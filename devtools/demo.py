@@ -44,6 +44,16 @@ class DemoPatient:
     context: dict[str, Any] = field(default_factory=lambda: {"timezone": "America/New_York"})
     texts: tuple[str, ...] = ()  # what the patient texts once the journey runs
     hold: str | None = None  # put on hold with this reason once started
+    template: str | None = None  # default: the hub journey
+    business_key: str | None = None  # a second journey of the patient in the program
+    time_scale: float | None = None  # default: the launcher's
+
+
+# Refill journeys run a journey-day a second, and the sandbox pharmacy dispenses on the
+# same clock (refill_day_seconds), so months of refills pass while you watch.
+REFILL_DAY = 86400.0
+REFILLS = "refills"
+WEEKLY = {"days_supply": 7}
 
 
 # Long waits keep each patient in its state while you look (a journey-day is 4 s):
@@ -165,6 +175,65 @@ DEMO_PATIENTS = (
         params=NO_BRIDGE,
         texts=("HELP", "STOP"),
     ),
+    DemoPatient(
+        "demo-on-therapy",
+        "On therapy: a 28-day fill every 28 days; reminders 7, 3 and 1 days before each "
+        "run-out; PDC 100%, risk low",
+        {"refill_history": "on_time", "refill_cycles": 60, "refill_day_seconds": 1.0},
+        "+15555550121",
+        shows="ON_THERAPY",
+        template="refill_adherence",
+        business_key=REFILLS,
+        time_scale=REFILL_DAY,
+    ),
+    DemoPatient(
+        "demo-at-risk",
+        "Three weekly fills, then none: AT_RISK a week after run-out, with a nurse call "
+        "and a note to the prescriber's office",
+        {"refill_history": "stopped", "refill_day_seconds": 1.0, **WEEKLY},
+        "+15555550122",
+        shows="AT_RISK",
+        params={**WEEKLY, "discontinue_after": "3650d"},
+        template="refill_adherence",
+        business_key=REFILLS,
+        time_scale=REFILL_DAY,
+    ),
+    DemoPatient(
+        "demo-late",
+        "Every weekly refill five days late, two PA setbacks and $200 a fill: refill risk "
+        "high, so a nurse calls before each run-out and the copay card is re-checked",
+        {
+            "refill_history": "late",
+            "refill_late_days": 5,
+            "refill_cycles": 200,
+            "refill_day_seconds": 1.0,
+            **WEEKLY,
+        },
+        "+15555550123",
+        shows="ON_THERAPY",
+        params=WEEKLY,
+        context={
+            "timezone": "America/New_York",
+            "pa_friction": 2,
+            "out_of_pocket": 200,
+            "plan_type": "commercial",
+        },
+        template="refill_adherence",
+        business_key=REFILLS,
+        time_scale=REFILL_DAY,
+    ),
+    DemoPatient(
+        "demo-discontinued",
+        "Three weekly fills, then nothing for two weeks past run-out: discontinued, lost "
+        "to follow-up",
+        {"refill_history": "stopped", "refill_day_seconds": 1.0, **WEEKLY},
+        "+15555550124",
+        shows="DISCONTINUED",
+        params={**WEEKLY, "discontinue_after": "14d"},
+        template="refill_adherence",
+        business_key=REFILLS,
+        time_scale=REFILL_DAY,
+    ),
 )
 
 
@@ -214,12 +283,13 @@ async def start_journeys(
         await seed_sandbox(sandbox_url, patient_ref, patient.scenario)
         ack = await api.start(
             StartJourney(
-                template=template_id,
+                template=patient.template or template_id,
                 patient_id=patient.patient_id,
                 program=PROGRAM,
+                business_key=patient.business_key,
                 params=patient.params,
                 context=patient.context,
-                time_scale=time_scale,
+                time_scale=patient.time_scale or time_scale,
             )
         )
         if patient.hold and ack.created:

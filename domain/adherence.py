@@ -110,10 +110,19 @@ def counted(fills: Iterable[Fill], groups: Iterable[str] | None = None) -> list[
     return sorted(kept, key=lambda f: f.filled_on)
 
 
-def covered_days_by_group(fills: Sequence[Fill]) -> dict[str, set[date]]:
-    """Each group's covered days, with the same-group early-refill shift."""
+Carry = Mapping[str, date]  # group → the day after supply of fills no longer kept ran out
+
+
+def covered_days_by_group(
+    fills: Sequence[Fill], carry: Carry | None = None
+) -> dict[str, set[date]]:
+    """Each group's covered days, with the same-group early-refill shift.
+
+    `carry` stands for fills dropped from a long journey's memory (`prune`): their supply
+    ended before any day still counted, so only where it ended still shifts later fills.
+    """
     covered: dict[str, set[date]] = {}
-    next_free: dict[str, date] = {}
+    next_free: dict[str, date] = dict(carry or {})
     for fill in fills:
         for group in sorted(fill.drug_groups):
             start = max(fill.filled_on, next_free.get(group, fill.filled_on))
@@ -129,12 +138,13 @@ def pdc(
     *,
     groups: Iterable[str] | None = None,
     ends_on: date | None = None,
+    carry: Carry | None = None,
 ) -> Pdc:
     """PDC over `period` for the fills of `groups` (default: all), ending early at
     disenrollment or death (`ends_on`)."""
     kept = counted(fills, groups)
     end = min(period.end, ends_on) if ends_on is not None else period.end
-    by_group = covered_days_by_group([f for f in kept if f.filled_on <= end])
+    by_group = covered_days_by_group([f for f in kept if f.filled_on <= end], carry)
     if groups is not None:
         wanted = frozenset(groups)
         by_group = {g: d for g, d in by_group.items() if g in wanted}
@@ -159,10 +169,14 @@ def mpr(fills: Iterable[Fill], period: Period, groups: Iterable[str] | None = No
     return min(Fraction(supplied, period.days), Fraction(1))
 
 
-def run_out(fills: Iterable[Fill], groups: Iterable[str] | None = None) -> date | None:
+def run_out(
+    fills: Iterable[Fill], groups: Iterable[str] | None = None, carry: Carry | None = None
+) -> date | None:
     """The day supply runs out: for each fill, max(previous run-out, fill date) + days
     supply. None before any fill."""
-    out: date | None = None
+    wanted = frozenset(groups) if groups is not None else None
+    carried = [d for g, d in (carry or {}).items() if wanted is None or g in wanted]
+    out: date | None = max(carried, default=None)
     for fill in counted(fills, groups):
         start = fill.filled_on if out is None else max(out, fill.filled_on)
         out = start + fill.days_supply * _DAY
@@ -174,3 +188,28 @@ def earliest_payable_refill(last: Fill, threshold: Fraction | float = REFILL_THR
     soon" before that); threshold 0.75 unless the plan says otherwise."""
     share = Fraction(str(threshold)) if isinstance(threshold, float) else threshold
     return last.filled_on + math.ceil(last.days_supply * share) * _DAY
+
+
+def prune(
+    fills: Sequence[Fill], keep_from: date, carry: Carry | None = None
+) -> tuple[list[Fill], dict[str, date]]:
+    """Drop the oldest fills whose supply ran out before `keep_from`, exactly: what they
+    still decide (where each group's supply ended, for the early-refill shift) goes into
+    the returned carry. PDC and run-out over days from `keep_from` on come out the same.
+    Returns the completed fills kept, in date order, and the new carry.
+
+    Only a prefix in date order is dropped, so a fill that a dropped one shifted is never
+    computed differently."""
+    kept = counted(fills)
+    next_free: dict[str, date] = dict(carry or {})
+    dropped = 0
+    for fill in kept:
+        ends = {}
+        for group in sorted(fill.drug_groups):
+            start = max(fill.filled_on, next_free.get(group, fill.filled_on))
+            ends[group] = start + fill.days_supply * _DAY
+        if any(end > keep_from for end in ends.values()):
+            break
+        next_free.update(ends)
+        dropped += 1
+    return kept[dropped:], next_free

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from domain.partners import PartnerEvent
+from domain.refill_cycle import RefillState
 from domain.template import JourneyTemplate
 
 # Pseudonymous ids only: these go into workflow ids, which Temporal never encrypts.
@@ -177,6 +178,9 @@ class JourneyState(BaseModel):
     outcome_reason: str | None = None
     paused_reason: str | None = None
     started_at: datetime | None = None
+    refill: RefillState | None = Field(
+        None, description="A refill journey's fills, run-out, PDC and risk (refill_watch)."
+    )
 
     def complete(self, record: StepRecord) -> None:
         self.completed_steps.append(record)

@@ -6,7 +6,7 @@ database, which the sandbox would refuse inside workflow code.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -19,3 +19,8 @@ def next_local_time(after: datetime, hhmm: str, timezone: str) -> datetime:
     if candidate < local:
         candidate = datetime.combine(local.date() + timedelta(days=1), time(hour, minute), zone)
     return candidate
+
+
+def local_date(at: datetime, timezone: str) -> date:
+    """The date it is at `at` where the patient lives."""
+    return at.astimezone(ZoneInfo(timezone)).date()

@@ -31,6 +31,8 @@ from domain.partners import (
     PharmacyReferralResult,
     PriorAuthRequest,
     PriorAuthResult,
+    RefillEnrollmentRequest,
+    RefillEnrollmentResult,
 )
 
 ENVELOPE = frozenset(PartnerRequest.model_fields)
@@ -138,6 +140,17 @@ _ACTIONS = (
         ),
         description="Refer the prescription to the specialty pharmacy; fill, ship and "
         "delivery come back as callbacks.",
+    ),
+    PartnerAction(
+        name="pharmacy.enroll_refills",
+        partner="pharmacy",
+        method="enroll_refills",
+        request=RefillEnrollmentRequest,
+        result=RefillEnrollmentResult,
+        correlation="rx_id",
+        events=("pharmacy.dispensed",),
+        description="Enroll the prescription in the pharmacy's refill program: every "
+        "dispense (MedicationDispense, any status) comes back as `pharmacy.dispensed`.",
     ),
     PartnerAction(
         name="consent.request",

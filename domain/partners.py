@@ -7,7 +7,7 @@ echo it back in callbacks, and an `idempotency_key` derived from workflow id + s
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -54,6 +54,11 @@ class PriorAuthResult(BaseModel):
     review_action_code: str = Field(
         "", description="X12 306: A1 certified, A3 not certified, A4 pended."
     )
+    expires_on: date | None = Field(
+        None,
+        description="Last day the approval is valid (PAS ClaimResponse.preAuthPeriod.end); "
+        "None: not approved, or the payer did not say.",
+    )
 
 
 class PharmacyReferralRequest(PartnerRequest):
@@ -63,6 +68,20 @@ class PharmacyReferralRequest(PartnerRequest):
 
 class PharmacyReferralResult(BaseModel):
     rx_id: str
+
+
+class RefillEnrollmentRequest(PartnerRequest):
+    drug_code: str = Field(min_length=1, description="NDC or program product code.")
+    days_supply: int = Field(ge=1, le=365, description="Days supply per fill.")
+    starts_on: date = Field(
+        description="The journey's date of enrollment, in journey time (not the wall "
+        "clock): the pharmacy's refill program counts its fills from this day."
+    )
+
+
+class RefillEnrollmentResult(BaseModel):
+    rx_id: str
+    status: str = "enrolled"
 
 
 class ConsentRequest(PartnerRequest):

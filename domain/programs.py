@@ -14,6 +14,8 @@ holidays, each count their own working hours:
       holiday_country: US
       holiday_subdivision: CA
 
+It may also set the refill-gap risk weights (`risk_weights:`, see domain/refill_risk.py).
+
 A journey started for a program with a calendar carries that calendar in its template
 snapshot (resolved at start, so a replay counts the same hours); any other journey
 counts on its template's `calendar`. A program with no file is fine: the template
@@ -29,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.business_calendar import BusinessCalendar
+from domain.refill_risk import RiskWeights
 from domain.template import JourneyTemplate
 from domain.template_loader import DEFAULT_TEMPLATES_DIR, templates_dir
 
@@ -48,12 +51,18 @@ class Program(BaseModel):
     calendar: BusinessCalendar | None = Field(
         None, description="The hub's working hours, days and holidays for task SLAs."
     )
+    risk_weights: RiskWeights | None = Field(
+        None, description="The program's refill-gap risk weights (domain/refill_risk.py)."
+    )
 
     def applied_to(self, template: JourneyTemplate) -> JourneyTemplate:
         """The template as this program runs it."""
-        if self.calendar is None:
-            return template
-        return template.model_copy(update={"calendar": self.calendar})
+        update: dict[str, object] = {}
+        if self.calendar is not None:
+            update["calendar"] = self.calendar
+        if self.risk_weights is not None:
+            update["risk_weights"] = self.risk_weights
+        return template.model_copy(update=update) if update else template
 
 
 def programs_dir() -> Path:

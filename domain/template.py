@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from domain.business_calendar import DEFAULT_CALENDAR, BusinessCalendar, is_business_duration
 from domain.durations import is_duration
 from domain.events import EVENT_TYPE, core_event_types, declared_event_types, did_you_mean
+from domain.refill_risk import RiskWeights
 from domain.steps import Step
 from domain.steps.base import (
     BUSINESS_TIME_FIELDS,
@@ -65,6 +66,10 @@ class JourneyTemplate(BaseModel):
         "unless the patient's consent allows detail (checked with the drug dictionary).",
     )
     parameters: dict[str, Any] = Field(default_factory=dict)
+    risk_weights: RiskWeights = Field(
+        default_factory=RiskWeights,
+        description="Refill-gap risk weights (domain/refill_risk.py); a program may set its own.",
+    )
     partner_attempts: int = Field(
         12,
         ge=1,

@@ -19,6 +19,7 @@ from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from contract.ids import STAGE, TEMPLATE_ID, pseudonymous
 from contract.journeys import JourneySummary
 from domain.journey import PSEUDONYM
+from domain.refill_risk import RiskLevel
 from workflows import search_attributes as sa
 
 _SAFE_LITERAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -39,6 +40,8 @@ class JourneyFilter(BaseModel):
     stage: str | None = Field(None, pattern=STAGE)
     needs_attention: bool | None = None
     running: bool | None = None
+    risk: RiskLevel | None = None
+    pdc_below: int | None = Field(None, ge=1, le=101)
 
 
 def literal(value: str, field: str) -> str:
@@ -54,6 +57,7 @@ def journey_query(where: JourneyFilter) -> str:
         (sa.PROGRAM.name, where.program, "program"),
         (sa.TEMPLATE.name, where.template_id, "template"),
         (sa.STAGE.name, where.stage, "stage"),
+        (sa.RISK.name, where.risk, "risk"),
     )
     for attribute, value, field in keyword_filters:
         if value is not None:
@@ -62,6 +66,8 @@ def journey_query(where: JourneyFilter) -> str:
         clauses.append(
             f"{sa.NEEDS_ATTENTION.name} = {'true' if where.needs_attention else 'false'}"
         )
+    if where.pdc_below is not None:
+        clauses.append(f"{sa.PDC.name} < {int(where.pdc_below)}")
     if where.running is not None:
         clauses.append(f"ExecutionStatus {'=' if where.running else '!='} 'Running'")
     return " AND ".join(clauses)
@@ -107,6 +113,8 @@ def summary(execution: WorkflowExecution) -> JourneySummary:
         needs_attention=found.get(sa.NEEDS_ATTENTION),
         patient_ref=found.get(sa.PATIENT),
         program=found.get(sa.PROGRAM),
+        risk=found.get(sa.RISK),
+        pdc=found.get(sa.PDC),
         started_at=execution.start_time,
         closed_at=execution.close_time,
     )

@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox import crm
 from sandbox import payer as fhir
-from sandbox.scenario import SERVICES, Scenario
+from sandbox.scenario import SERVICES, RefillFill, Scenario
 from sandbox.state import (
     Callback,
     Received,
@@ -43,6 +44,11 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
 # Pitwall's profile: the drug groups a dispense counts under (adherence, DOMAIN.md §3).
 DRUG_GROUP_EXTENSION = "https://pitwall.dev/fhir/StructureDefinition/drug-group"
+UCUM = "http://unitsofmeasure.org"
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+# The refill program's dispenses are handed over at 15:00 UTC of their scripted day.
+HANDOVER_TIME = dt_time(15, 0)
+NOT_HANDED_OVER = frozenset({"cancelled", "declined"})
 PLAN_TYPES = frozenset({"commercial", "medicare", "medicaid", "tricare", "va", "other_government"})
 COPAY_BIN = "610020"
 COPAY_PCN = "SBXCOPAY"
@@ -437,7 +443,9 @@ def create_app(
         counts as decided from then on), or, with ``info``, a still pended response asking
         for those documents (`pa.info_requested`)."""
         event_id = str(uuid.uuid4())
-        response = fhir.response_bundle(parsed, pa_number, code, str(uuid.uuid4()), info)
+        response = fhir.response_bundle(
+            parsed, pa_number, code, str(uuid.uuid4()), info, valid_days=sc.pa_valid_days
+        )
         note = fhir.notification_bundle(event_id, next(event_numbers), response)
         cb = Callback(
             service="payer",
@@ -541,7 +549,9 @@ def create_app(
                 "appeal_of": appeal_of,
                 "awaiting_info": bool(info),
             }
-            bundle = fhir.response_bundle(parsed, pa_number, code, str(uuid.uuid4()))
+            bundle = fhir.response_bundle(
+                parsed, pa_number, code, str(uuid.uuid4()), valid_days=sc.pa_valid_days
+            )
             summary = {
                 "pa_number": pa_number,
                 "review_action_code": code,
@@ -720,6 +730,135 @@ def create_app(
             request,
             service="pharmacy",
             operation="referral",
+            patient_ref=patient_ref,
+            journey_ref=journey_ref,
+            process=process,
+        )
+
+    def _iso_date(value: Any) -> date | None:
+        if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+
+    @app.post("/pharmacy/refill-enrollments")
+    async def pharmacy_refill_enrollment(request: Request) -> Response:
+        """The refill program: enrolled at once, then the patient's refill history (the
+        scenario's) as `pharmacy.dispensed` callbacks, a scripted day per
+        `refill_day_seconds` after the enrollment."""
+        data = await _json_body(request)
+        patient_ref, journey_ref = _str(data, "patient_ref"), _str(data, "journey_ref")
+
+        async def process(
+            sc: Scenario,
+        ) -> tuple[StoredResponse, dict[str, Any], Callable[[], None] | None]:
+            if data is None:
+                return _simple_error(400, "invalid_json"), {"rejected": 400}, None
+            medication = data.get("medication")
+            ndc = medication.get("ndc") if isinstance(medication, dict) else None
+            days = data.get("days_supply")
+            starts_on = _iso_date(data.get("starts_on"))
+            bad = _invalid_field(
+                ("patient_ref", patient_ref is not None),
+                ("medication.ndc", isinstance(ndc, str) and bool(ndc)),
+                (
+                    "days_supply",
+                    isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 365,
+                ),
+                ("starts_on", starts_on is not None),
+            )
+            if bad is not None:
+                return bad
+            assert isinstance(days, int) and isinstance(ndc, str) and starts_on is not None
+            rx_id = "rx_" + uuid.uuid4().hex[:12]
+            supply = sc.days_supply if "days_supply" in sc.model_fields_set else days
+            script = sc.refill_script(supply)
+            summary: dict[str, Any] = {
+                "rx_id": rx_id,
+                "ndc": ndc,
+                "days_supply": supply,
+                "starts_on": starts_on.isoformat(),
+                "refill_history": "explicit" if sc.refill_fills is not None else sc.refill_history,
+                "dispenses": len(script),
+            }
+            body = {"rx_id": rx_id, "status": "enrolled", "enrolled_at": iso()}
+
+            def handed_over(day: int) -> datetime:
+                return datetime.combine(starts_on + timedelta(days=day), HANDOVER_TIME, UTC)
+
+            def dispense(n: int, fill: RefillFill) -> dict[str, Any]:
+                fill_supply = fill.days_supply or supply
+                groups = fill.drug_groups if fill.drug_groups is not None else sc.drug_groups
+                resource: dict[str, Any] = {
+                    "resourceType": "MedicationDispense",
+                    "id": f"md-{rx_id.replace('_', '-')}-{n + 1}",
+                    "status": fill.status,
+                    "medicationCodeableConcept": {
+                        "coding": [{"system": NDC_SYSTEM, "code": fill.ndc or ndc}]
+                    },
+                    "subject": {
+                        "identifier": {"system": fhir.PATIENT_SYSTEM, "value": patient_ref}
+                    },
+                    "quantity": {
+                        "value": fill_supply,
+                        "unit": "tablet",
+                        "system": UCUM,
+                        "code": "{tbl}",
+                    },
+                    "daysSupply": {
+                        "value": fill_supply,
+                        "unit": "Day",
+                        "system": UCUM,
+                        "code": "d",
+                    },
+                }
+                if fill.status not in NOT_HANDED_OVER:  # a cancelled / declined one never was
+                    resource["whenHandedOver"] = iso(handed_over(fill.day))
+                if groups:  # FHIR allows no empty arrays
+                    resource["extension"] = [
+                        {"url": DRUG_GROUP_EXTENSION, "valueCode": group} for group in groups
+                    ]
+                return resource
+
+            def after() -> None:
+                resources: list[dict[str, Any]] = []
+                steps: list[tuple[float, Callback | Callable[[], None]]] = []
+                for n, fill in enumerate(script):
+                    if fill.corrects is not None:
+                        # The same dispense, as it was, under its id: only the status changes.
+                        resource = {**resources[fill.corrects], "status": fill.status}
+                    else:
+                        resource = dispense(n, fill)
+                    resources.append(resource)
+                    event_id = "evt_" + uuid.uuid4().hex
+                    payload = {
+                        "event_id": event_id,
+                        "type": "pharmacy.dispensed",
+                        "rx_id": rx_id,
+                        "journey_ref": journey_ref,
+                        "patient_ref": patient_ref,
+                        "occurred_at": iso(handed_over(fill.day)),
+                        "medication_dispense": resource,
+                    }
+                    cb = json_callback(
+                        "pharmacy", "pharmacy.dispensed", event_id, payload, patient_ref
+                    )
+                    steps.append((fill.day * sc.refill_day_seconds, cb))
+                if sc.out_of_order:  # each pair swapped: the later one at the earlier's time
+                    for n in range(0, len(steps) - 1, 2):
+                        (t1, first), (t2, second) = steps[n], steps[n + 1]
+                        steps[n], steps[n + 1] = (t1, second), (t2, first)
+                if steps:
+                    state.schedule(steps, duplicate=sc.duplicate_callbacks)
+
+            return _json(201, body), summary, after
+
+        return await handle(
+            request,
+            service="pharmacy",
+            operation="refill_enrollment",
             patient_ref=patient_ref,
             journey_ref=journey_ref,
             process=process,

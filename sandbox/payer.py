@@ -11,6 +11,7 @@ from fhir.resources.R4B.claim import Claim
 from fhir.resources.R4B.coverageeligibilityrequest import CoverageEligibilityRequest
 from pydantic import ValidationError
 
+from sandbox.scenario import Scenario
 from sandbox.state import iso, utcnow
 
 FHIR_JSON = "application/fhir+json"
@@ -27,6 +28,8 @@ SERVICE_LINE_NUMBER_URL = PAS + "extension-serviceLineNumber"
 X12_306 = "https://codesystem.x12.org/005010/306"
 REVIEW_DISPLAY = {"A1": "Certified in total", "A3": "Not Certified", "A4": "Pending"}
 PAS_TOPIC = "http://hl7.org/fhir/us/davinci-pas/SubscriptionTopic/PASSubscriptionTopic"
+# How long an approval is valid unless told (`Scenario.pa_valid_days`'s default).
+PA_VALID_DAYS: int = Scenario.model_fields["pa_valid_days"].default
 
 
 class FhirReject(Exception):
@@ -285,10 +288,16 @@ def communication_request(
 
 
 def claim_response(
-    parsed: dict[str, Any], pa_number: str, code: str, info_requests: list[str] | None = None
+    parsed: dict[str, Any],
+    pa_number: str,
+    code: str,
+    info_requests: list[str] | None = None,
+    *,
+    valid_days: int = PA_VALID_DAYS,
 ) -> dict[str, Any]:
     """The PAS ClaimResponse; ``info_requests`` (full URLs of CommunicationRequests in the
-    same Bundle) make a pended one ask for additional information."""
+    same Bundle) make a pended one ask for additional information. An approval (A1)
+    carries ``preAuthPeriod``: today (UTC) through today + ``valid_days``, as dates."""
     claim = parsed["claim"]
     item: dict[str, Any] = {
         "itemSequence": 1,
@@ -345,8 +354,9 @@ def claim_response(
     if info_requests:
         response["communicationRequest"] = [{"reference": url} for url in info_requests]
     if code == "A1":
-        now = utcnow()
-        response["preAuthPeriod"] = {"start": iso(now), "end": iso(now + timedelta(days=180))}
+        today = utcnow().date()
+        end = today + timedelta(days=valid_days)
+        response["preAuthPeriod"] = {"start": today.isoformat(), "end": end.isoformat()}
     return response
 
 
@@ -356,9 +366,13 @@ def response_bundle(
     code: str,
     bundle_id: str,
     info_codes: list[str] | None = None,
+    *,
+    valid_days: int = PA_VALID_DAYS,
 ) -> dict[str, Any]:
     """The PAS response Bundle; ``info_codes`` (LOINC): the pended ClaimResponse asks for
-    those documents, one CommunicationRequest each (PAS "request for additional info")."""
+    those documents, one CommunicationRequest each (PAS "request for additional info").
+    ``valid_days``: an approval's length (`claim_response`), the scenario's
+    ``pa_valid_days``."""
     requests = [
         (f"urn:uuid:{bundle_id}-comreq-{n}", f"{pa_number.lower()}-info-{n}", loinc)
         for n, loinc in enumerate(info_codes or [], start=1)
@@ -366,7 +380,9 @@ def response_bundle(
     entries: list[dict[str, Any]] = [
         {
             "fullUrl": f"urn:uuid:{bundle_id}-cr",
-            "resource": claim_response(parsed, pa_number, code, [url for url, _, _ in requests]),
+            "resource": claim_response(
+                parsed, pa_number, code, [url for url, _, _ in requests], valid_days=valid_days
+            ),
         }
     ]
     insurer = parsed["claim"].get("insurer")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    model_validator,
+)
 
 Service = Literal["payer", "pharmacy", "consent", "copay", "sms", "email", "voice"]
 # Every partner service the sandbox serves, in this order (`/_sandbox/health` lists them).
@@ -45,6 +52,32 @@ EmailEvent = Literal[
 ]
 
 
+# Our drug-group extension's codes (the target active ingredient of a dispense).
+DrugGroup = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Ndc = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z-]{0,31}$")]
+# The refill program's scripted history (one pattern; `refill_fills` is the explicit one).
+RefillHistory = Literal["on_time", "late", "early", "skipped", "switched", "stopped", "none"]
+DispenseStatus = Literal["completed", "entered-in-error", "cancelled", "declined"]
+
+
+class RefillFill(BaseModel):
+    """One scripted dispense of the refill program (a `pharmacy.dispensed` callback)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    day: int = Field(ge=0, description="Days after the enrollment's starts_on.")
+    days_supply: int | None = Field(None, ge=1, le=365, description="Default: the program's.")
+    status: DispenseStatus = "completed"
+    drug_groups: list[DrugGroup] | None = Field(None, min_length=1, max_length=5)
+    ndc: Ndc | None = None
+    corrects: int | None = Field(
+        None,
+        ge=0,
+        description="Index of an earlier fill in the list: re-send that dispense (same id, "
+        "as it was) with this status, e.g. entered-in-error (the FHIR way of cancelling).",
+    )
+
+
 def _sms_default() -> list[SmsStatus]:
     return ["queued", "sent", "delivered"]
 
@@ -78,6 +111,8 @@ class Scenario(BaseModel):
     pa_info_codes: list[LoincCode] = Field(
         default_factory=lambda: ["11506-3", "11502-2"], min_length=1, max_length=10
     )
+    # An approval's preAuthPeriod: the decision day through that day + pa_valid_days.
+    pa_valid_days: int = Field(180, ge=1, le=730)
     # consent
     consent: Literal["sign", "decline", "never"] = "sign"
     consent_after_seconds: float = Field(0.5, ge=0)
@@ -93,15 +128,26 @@ class Scenario(BaseModel):
     )
     # The drug groups the dispense counts under for adherence (our drug-group extension on
     # the MedicationDispense; a combination product names each). Empty: none sent.
-    drug_groups: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]] = (
-        Field(default_factory=list, max_length=5)
-    )
+    drug_groups: list[DrugGroup] = Field(default_factory=list, max_length=5)
     # pharmacy claim adjudication at fill time: the n-th referral's claim is rejected with
     # claim_rejects[n] (no fill, no shipment: a pharmacy.claim_rejected callback); once the
     # list is used up every claim pays. A PUT starts the count again.
     claim_rejects: list[RejectCode] = Field(default_factory=list, max_length=20)
     refill_too_soon_days: int = Field(
         5, ge=1, le=365, description="A 79's earliest_fill_date: adjudication date + this."
+    )
+    # pharmacy refill program (POST /pharmacy/refill-enrollments): the patient's refill
+    # history, scripted as pharmacy.dispensed callbacks at day offsets from starts_on.
+    refill_history: RefillHistory = "on_time"
+    refill_fills: list[RefillFill] | None = Field(
+        None, max_length=500, description="An explicit history; wins over refill_history."
+    )
+    refill_cycles: int = Field(12, ge=1, le=500, description="Fills of a pattern.")
+    refill_late_days: int = Field(10, ge=1, le=365, description="late: days past run-out.")
+    switch_to_group: DrugGroup = "switched-drug"
+    switch_to_ndc: Ndc = "99999-0002-01"
+    refill_day_seconds: float = Field(
+        1.0, ge=0, description="Real seconds per scripted day (0: all at once, in order)."
     )
     # messaging. Like the real gateways, SMS and email do not deduplicate on
     # Idempotency-Key unless the switch is on (then: today's stored-response replay).
@@ -128,6 +174,43 @@ class Scenario(BaseModel):
     slow_ms: int = Field(0, ge=0)
     duplicate_callbacks: bool = False
     out_of_order: bool = False
+
+    @model_validator(mode="after")
+    def _corrections_name_earlier_fills(self) -> Scenario:
+        fills = self.refill_fills or []
+        for n, fill in enumerate(fills):
+            if n and fill.day < fills[n - 1].day:
+                raise ValueError(f"refill_fills[{n}].day: the list goes in order of day")
+            if fill.corrects is not None and fill.corrects >= n:
+                raise ValueError(f"refill_fills[{n}].corrects: must name an earlier fill")
+        return self
+
+    def refill_script(self, days_supply: int) -> list[RefillFill]:
+        """The refill history for a program of `days_supply` days per fill, in order:
+        `refill_fills` when given, else the `refill_history` pattern."""
+        if self.refill_fills is not None:
+            return list(self.refill_fills)
+        history = self.refill_history
+        if history == "none":
+            return []
+        every = {
+            "late": days_supply + self.refill_late_days,
+            "early": max(days_supply - 3, 1),
+        }.get(history, days_supply)
+        count = min(3, self.refill_cycles) if history == "stopped" else self.refill_cycles
+        fills = []
+        for n in range(count):
+            if history == "skipped" and n == 3:  # the 4th fill never happens: a 2D gap
+                continue
+            if history == "switched" and n >= 4:  # from the 5th fill on, another drug
+                fills.append(
+                    RefillFill(
+                        day=n * every, drug_groups=[self.switch_to_group], ndc=self.switch_to_ndc
+                    )
+                )
+            else:
+                fills.append(RefillFill(day=n * every))
+        return fills
 
     # Claims adjudicated so far under this scenario (each referral one; a replayed
     # Idempotency-Key none). Not part of the scenario's JSON.

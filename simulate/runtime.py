@@ -177,6 +177,12 @@ class VirtualRuntime:
         self.inbox.take(event)
         return event
 
+    def take_event(self, event_types: list[str], correlation_key: str) -> PartnerEvent | None:
+        event = self.inbox.match(event_types, correlation_key)
+        if event is not None:
+            self.inbox.take(event)
+        return event
+
     def publish(self, state: JourneyState) -> None:
         self._ticks += 1
 

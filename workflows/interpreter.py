@@ -11,7 +11,7 @@ expressions, durations, idempotency keys, waits, holds for an operator.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from domain import expressions
@@ -19,6 +19,7 @@ from domain.business_calendar import is_business_duration, parse_business_durati
 from domain.durations import parse_duration
 from domain.events import OPERATOR_RETRY
 from domain.journey import Frame, JourneyStart, JourneyState, PendingWait, StepRecord
+from domain.local_time import local_date
 from domain.steps import Step
 from domain.steps.base import StepBase
 from workflows.runtime import JourneyCancelled, JourneyRuntime, SwitchRun
@@ -143,6 +144,7 @@ class JourneyInterpreter:
                 "program": self.start.program,
                 "patient_ref": self.start.patient_ref,
                 "started_at": self.state.started_at.isoformat() if self.state.started_at else None,
+                "today": self.today().isoformat(),
             },
         }
 
@@ -167,6 +169,10 @@ class JourneyInterpreter:
 
     def idempotency_key(self, step: StepBase) -> str:
         return f"{self.state.journey_id}/{step.id}/{self.visits[step.id]}"
+
+    def today(self) -> date:
+        """The journey's date where the patient lives."""
+        return local_date(self.rt.now(), self.timezone)
 
     @property
     def timezone(self) -> str:

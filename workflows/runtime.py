@@ -89,6 +89,10 @@ class JourneyRuntime(Protocol):
         """The first matching event (also one that arrived earlier), or None at the deadline."""
         ...
 
+    def take_event(self, event_types: list[str], correlation_key: str) -> PartnerEvent | None:
+        """A matching event that has already arrived, taken; None: none yet (no wait)."""
+        ...
+
     def publish(self, state: JourneyState) -> None:
         """The state changed: surface it (UI summary, search attributes)."""
         ...

@@ -8,11 +8,15 @@ TEMPLATE = SearchAttributeKey.for_keyword("PitwallTemplate")
 TEMPLATE_VERSION = SearchAttributeKey.for_int("PitwallTemplateVersion")
 STAGE = SearchAttributeKey.for_keyword("PitwallStage")
 NEEDS_ATTENTION = SearchAttributeKey.for_bool("PitwallNeedsAttention")
+# Refill journeys: the refill-gap risk level (low / medium / high) and the PDC so far this
+# measurement year, in percent (a figure, like the stage: nothing that names the patient).
+RISK = SearchAttributeKey.for_keyword("PitwallRisk")
+PDC = SearchAttributeKey.for_int("PitwallPdc")
 # Set once at start by the client (pseudonymous ids), so journeys can be listed by them.
 PATIENT = SearchAttributeKey.for_keyword("PitwallPatient")
 PROGRAM = SearchAttributeKey.for_keyword("PitwallProgram")
 
-ALL = (TEMPLATE, TEMPLATE_VERSION, STAGE, NEEDS_ATTENTION, PATIENT, PROGRAM)
+ALL = (TEMPLATE, TEMPLATE_VERSION, STAGE, NEEDS_ATTENTION, PATIENT, PROGRAM, RISK, PDC)
 
 
 def at_start(

@@ -8,7 +8,7 @@ from random import Random
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
@@ -196,6 +196,12 @@ class TemporalRuntime:
         self.inbox.take(event)
         return event
 
+    def take_event(self, event_types: list[str], correlation_key: str) -> PartnerEvent | None:
+        event = self.inbox.match(event_types, correlation_key)
+        if event is not None:
+            self.inbox.take(event)
+        return event
+
     def receive(self, event: PartnerEvent) -> bool:
         """Signal side: keep an event for the wait it answers. False for a duplicate."""
         before = self.state.message_status.get(event.correlation_key)
@@ -258,17 +264,19 @@ class TemporalRuntime:
         stage = state.stage
         if state.status == "paused" and workflow.patched(ON_HOLD_PATCH):
             stage = ON_HOLD
-        wanted: dict[str, Any] = {
-            sa.STAGE.name: stage,
-            sa.NEEDS_ATTENTION.name: state.needs_attention,
-        }
+        updates: list[SearchAttributeUpdate[Any]] = [
+            sa.STAGE.value_set(stage),
+            sa.NEEDS_ATTENTION.value_set(state.needs_attention),
+        ]
+        refill = state.refill
+        if refill is not None:  # refill journeys only: other journeys' commands stay as they were
+            if refill.risk is not None:
+                updates.append(sa.RISK.value_set(refill.risk.level))
+            if refill.pdc_year_to_date is not None:
+                updates.append(sa.PDC.value_set(round(refill.pdc_year_to_date * 100)))
+        wanted: dict[str, Any] = {u.key.name: u.value for u in updates}
         if wanted != self._published:
-            workflow.upsert_search_attributes(
-                [
-                    sa.STAGE.value_set(stage),
-                    sa.NEEDS_ATTENTION.value_set(state.needs_attention),
-                ]
-            )
+            workflow.upsert_search_attributes(updates)
             self._published = wanted
 
 

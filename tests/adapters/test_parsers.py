@@ -67,6 +67,7 @@ def test_pas_subscription_notification_example() -> None:
         "review_action_code": "A1",
         "pa_number": "AUTH0001",
         "appeal": False,
+        "expires_on": None,  # the official example carries no preAuthPeriod
     }
     assert event.journey_ref is None
     assert event.occurred_at.isoformat().startswith("2020-05-29T11:44:33")

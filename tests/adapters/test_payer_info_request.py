@@ -202,6 +202,7 @@ def test_a_decision_with_a_communication_request_is_just_the_decision() -> None:
         "review_action_code": "A1",
         "pa_number": "AUTH0001",
         "appeal": False,
+        "expires_on": None,  # the official example carries no preAuthPeriod
     }
 
 

@@ -79,7 +79,7 @@ def test_show_unknown_id_exits_2_without_traceback() -> None:
     result = runner.invoke(app, ["show", "nope"])
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        "error: unknown template 'nope'; known: nurse_onboarding, specialty_start"
+        "error: unknown template 'nope'; known: nurse_onboarding, refill_adherence, specialty_start"
     )
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)

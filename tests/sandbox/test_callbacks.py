@@ -83,6 +83,7 @@ async def test_pended_pa_decision_arrives_signed(
         "review_action_code": "A3",
         "pa_number": result.pa_number,
         "appeal": False,
+        "expires_on": None,
     }
     assert event.event_id == bundle["id"]
     [record] = await get_json(sandbox_url, "/_sandbox/callbacks", patient_ref=patient)

@@ -103,6 +103,9 @@ async def test_info_request_then_update_then_decision(
 
     hits = await sink.wait_for(to_payer(first.pa_number), count=2)
     [decided] = payer.parse_notification(hits[1].body)
+    decided_cr = json.loads(hits[1].body)["entry"][1]["resource"]["entry"][0]["resource"]
+    period = decided_cr.get("preAuthPeriod")
+    assert (period is not None) == (outcome == "approved")
     assert decided.type == "pa.decided"
     assert decided.correlation_key == first.pa_number
     assert decided.journey_ref == f"journey-{patient}"
@@ -111,6 +114,7 @@ async def test_info_request_then_update_then_decision(
         "review_action_code": code,
         "pa_number": first.pa_number,
         "appeal": False,
+        "expires_on": period["end"] if period else None,  # approved: the default 180 days on
     }
     assert decided.event_id != event.event_id
 

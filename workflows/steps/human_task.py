@@ -46,10 +46,18 @@ async def cancel_open_tasks(j: JourneyInterpreter, reason: str) -> None:
         task.closed_at = j.rt.now()
         if j.rt.patched(TASK_QUEUE_PATCH) and j.rt.patched(TASK_CANCEL_PATCH):
             step = j.template.step(task.step_id)
-            assert isinstance(step, HumanTaskStep)
-            await j.rt.task_changed(
-                _change(j, step, task, "cancelled", task.escalated_to or task.role, None, reason)
-            )
+            role = task.escalated_to or task.role
+            if isinstance(step, HumanTaskStep):
+                change = _change(j, step, task, "cancelled", role, None, reason)
+            else:  # a task another kind of step opened (refill_watch)
+                change = TaskChange(
+                    journey_ref=j.state.journey_id, patient_ref=j.start.patient_ref,
+                    program=j.start.program, step_id=task.step_id,
+                    idempotency_key=f"{j.state.journey_id}/{task.task_id}/cancelled",
+                    change="cancelled", task_id=task.task_id, title=task.title, role=role,
+                    opened_at=task.opened_at, outcome=reason,
+                )  # fmt: skip
+            await j.rt.task_changed(change)
 
 
 async def _escalate(
