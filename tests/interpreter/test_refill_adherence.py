@@ -214,3 +214,45 @@ async def test_reauthorization_runs_30_days_ahead_and_leaves_no_day_without_a_pa
         assert day <= valid_until
         valid_until = max(valid_until, new_end)
     assert valid_until >= date(2028, 1, 23)
+
+
+async def weekly(late_days: int, context: dict[str, Any]) -> Simulated:
+    """Ten weekly fills, each `late_days` after run-out; then the journey is cancelled."""
+    fills, day = [], ENROLLED.date()
+    for k in range(10):
+        fills.append(dispense(day, f"wk-{k}", days=7))
+        day += timedelta(days=7 + late_days)
+
+    def runtime(state: JourneyState) -> VirtualRuntime:
+        rt = VirtualRuntime(state, now=ENROLLED, answers=payer({}))
+        for at, event in fills:
+            rt.deliver(event, at)
+        rt.later(fills[-1][0] + timedelta(days=2), lambda: rt.cancel("test over"))
+        return rt
+
+    start = JourneyStart(template=REFILLS, patient_ref="pt-weekly1", program="demo",
+                         params={"days_supply": 7}, context={"timezone": "America/New_York",
+                                                             **context})  # fmt: skip
+    return await run_journey(start, runtime)
+
+
+async def test_a_high_risk_patient_gets_a_nurse_call_and_a_copay_check_before_run_out() -> None:
+    risky = await weekly(5, {"pa_friction": 2, "out_of_pocket": 200, "plan_type": "commercial"})
+    steady = await weekly(0, {})
+    assert risky.state.refill is not None and steady.state.refill is not None
+    assert risky.state.refill.risk is not None and risky.state.refill.risk.level == "high"
+    assert steady.state.refill.risk is not None and steady.state.refill.risk.level == "low"
+
+    calls = [c for c in risky.runtime.task_changes if c.change == "opened"]
+    proactive = [c for c in calls if "-proactive-" in c.task_id]
+    assert proactive and all(c.role == "nurse_educator" for c in proactive)
+    assert not any(c.change == "opened" for c in steady.runtime.task_changes)
+    # Before the fact: each call opens ahead of its cycle's run-out (the n-th fill's day
+    # + 7); and with 5 days late (< 7) this patient never went AT_RISK at all.
+    for call in proactive:
+        n = int(call.task_id.rsplit("-", 1)[1])  # fills counted when it opened
+        run_out = ENROLLED.date() + timedelta(days=12 * (n - 1) + 7)
+        assert local_day(call.opened_at) < run_out, call.task_id
+    assert not [c for c in calls if "-at-risk-" in c.task_id]
+    rechecks = [c for c in risky.runtime.calls if c.action == "copay.enroll"]
+    assert rechecks and not [c for c in steady.runtime.calls if c.action == "copay.enroll"]
