@@ -23,6 +23,7 @@ from domain.actions import (
 from domain.journey import JourneyMemory, JourneyState
 from domain.partner_actions import PARTNER_UNAVAILABLE
 from domain.partners import PartnerEvent
+from domain.refill_cycle import RefillState
 from domain.timeline import TimelineNote
 from workflows import search_attributes as sa
 from workflows.inbox import EventInbox
@@ -280,6 +281,19 @@ class TemporalRuntime:
             self._published = wanted
 
 
+def refill_line(refill: RefillState) -> str:
+    """Refills at a glance: run-out, PDC this year, the risk and why."""
+    out = f"refills: {refill.status.replace('_', ' ')}"
+    if refill.run_out is not None:
+        out += f" · supply until {refill.run_out:%Y-%m-%d}"
+    if refill.pdc_year_to_date is not None:
+        out += f" · PDC {refill.pdc_year_to_date:.2f} this year"
+    if refill.risk is not None:
+        why = "; ".join(refill.risk.reasons[:3])
+        out += f" · risk **{refill.risk.level}** ({refill.risk.score}{': ' + why if why else ''})"
+    return out
+
+
 def summary(state: JourneyState) -> str:
     """The Temporal UI's 'current details': what an operator needs at a glance."""
     lines = [
@@ -302,6 +316,8 @@ def summary(state: JourneyState) -> str:
         lines.append(f"task `{task.task_id}` for {task.role}: {task.title}{esc}")
     for branch, step in state.branches.items():
         lines.append(f"branch `{branch}` at `{step}`")
+    if state.refill is not None:
+        lines.append(refill_line(state.refill))
     runs = f" · run {state.runs}" if state.runs > 1 else ""
     lines.append(f"{state.steps_completed} steps done{runs}")
     return "\n\n".join(lines)

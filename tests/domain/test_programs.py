@@ -98,3 +98,19 @@ async def test_a_journey_starts_with_its_program_calendar_in_the_snapshot(
     assert west.template.calendar.timezone == "America/Los_Angeles"
     assert west.template.calendar.holiday_subdivision == "CA"
     assert other.template.calendar == v2.calendar  # no program file: the template decides
+
+
+def test_a_program_sets_its_own_refill_risk_weights(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "strict-hub.yaml",
+        "id: strict-hub\nrisk_weights: {high_from: 30, medium_from: 10}\n",
+    )
+    (program,) = load_programs(tmp_path).values()
+    refills = get_template("refill_adherence")
+    applied = program.applied_to(refills)
+    assert (applied.risk_weights.high_from, applied.risk_weights.medium_from) == (30, 10)
+    assert refills.risk_weights.high_from == 50  # the template's own default is untouched
+    write(tmp_path, "bad-hub.yaml", "id: bad-hub\nrisk_weights: {high_from: 5, medium_from: 10}\n")
+    with pytest.raises(ProgramError, match=r"bad-hub\.yaml: .*high_from must be above medium_from"):
+        load_programs(tmp_path)

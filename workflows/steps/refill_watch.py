@@ -117,7 +117,9 @@ async def _act(
         if j.rt.now() - due.at > STALE_REMINDER or (state.run_out and state.run_out <= today):
             return None  # held up (a re-authorization, a person): too late to say "in 3 days"
         lead = max(leads)
-        _result(j, step, state, "reminder", lead=lead, reason=f"{state.run_out}/{lead}")
+        # The policy's dedupe key: this prescription, this run-out, this lead.
+        reason = f"{j.eval(step.correlation)}/{state.run_out}/{lead}"
+        _result(j, step, state, "reminder", lead=lead, reason=reason)
         return step.on_reminder, f"reminder:{lead}"
     if due.kind == "proactive_call":
         state.proactive_for = state.run_out
@@ -136,9 +138,9 @@ async def _act(
             state.unanswered_in_a_row += 1
         _set_stage(j, step, state)
         await _open_task(j, step, f"at-risk-{state.at_risk_episodes}", step.nurse_role,
-                         "Call the patient: the refill is a week overdue")  # fmt: skip
+                         "Call the patient: the refill is overdue")  # fmt: skip
         await _open_task(j, step, f"prescriber-{state.at_risk_episodes}", step.prescriber_role,
-                         "Your patient's refill is a week overdue: please review")  # fmt: skip
+                         "A patient's refill is overdue: please review the therapy")  # fmt: skip
         _assess(j, step, state, policy, today)
         return None
     if due.kind == "reauthorize":
