@@ -179,7 +179,7 @@ DEMO_PATIENTS = (
         "demo-on-therapy",
         "On therapy: a 28-day fill every 28 days; reminders 7, 3 and 1 days before each "
         "run-out; PDC 100%, risk low",
-        {"refill_history": "on_time", "refill_cycles": 60, "refill_day_seconds": 1.0},
+        {"refill_history": "on_time", "refill_cycles": 500, "refill_day_seconds": 1.0},
         "+15555550121",
         shows="ON_THERAPY",
         template="refill_adherence",
@@ -205,7 +205,7 @@ DEMO_PATIENTS = (
         {
             "refill_history": "late",
             "refill_late_days": 5,
-            "refill_cycles": 200,
+            "refill_cycles": 500,
             "refill_day_seconds": 1.0,
             **WEEKLY,
         },
