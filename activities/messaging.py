@@ -19,7 +19,6 @@ the first request can no longer be in flight: it sends. Otherwise the outcome is
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from datetime import timedelta
 from urllib.parse import quote, urlencode
 
@@ -31,7 +30,13 @@ from adapters.email import EmailClient
 from adapters.errors import PartnerRejected, PartnerUnavailable
 from adapters.sms import SmsClient
 from adapters.voice import VoiceClient
-from domain.actions import ContactOutcome, ContactRequest, MessageOutcome, OutboundMessage
+from domain.actions import (
+    ContactOutcome,
+    ContactRequest,
+    MessageOutcome,
+    OutboundMessage,
+    dedupe_key,
+)
 from domain.content import ContentCatalog, ContentRef, default_catalog
 from domain.partners import EmailRequest, SmsRequest, VoiceRequest
 from domain.receipts import Settled, settled_status
@@ -60,13 +65,6 @@ def _with_credentials(base: str, api_key: str) -> str:
         return base
     scheme, sep, rest = base.partition("://")
     return f"{scheme}{sep}twilio:{quote(api_key, safe='')}@{rest}" if sep else base
-
-
-def dedupe_key(request: ContactRequest) -> str:
-    """The same content for the same reason is never sent twice (to one patient)."""
-    what = request.content or hashlib.sha256((request.text or "").encode()).hexdigest()[:16]
-    digest = hashlib.sha256(request.reason.encode()).hexdigest()[:24]
-    return f"{what}:{digest}"
 
 
 class MessagingActivities:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any, Literal
 
@@ -91,3 +92,10 @@ class TaskChange(SideEffect):
     opened_at: datetime
     due_at: datetime | None = None
     outcome: str | None = None
+
+
+def dedupe_key(request: ContactRequest) -> str:
+    """The same content for the same reason is never sent twice (to one patient)."""
+    what = request.content or hashlib.sha256((request.text or "").encode()).hexdigest()[:16]
+    digest = hashlib.sha256(request.reason.encode()).hexdigest()[:24]
+    return f"{what}:{digest}"

@@ -60,7 +60,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -168,6 +168,28 @@ class PastContact(_Facts):
     status: ContactStatus
     sent_at: AwareDatetime | None = None
     dedupe_key: str | None = None
+
+    @classmethod
+    def of(cls, row: LedgerRow) -> PastContact:
+        """A ledger row as history (a fallback's `key#n` counts as its content's key)."""
+        key = row.dedupe_key.split("#", 1)[0] if row.dedupe_key else None
+        return cls(channel=row.channel, purpose=row.purpose, status=row.status,
+                   sent_at=row.sent_at, dedupe_key=key)  # fmt: skip
+
+
+class LedgerRow(Protocol):
+    """What history reads from a ledger row (the store's, or the simulator's)."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def sent_at(self) -> datetime | None: ...
+    @property
+    def dedupe_key(self) -> str | None: ...
 
 
 class MessageFacts(_Strict):

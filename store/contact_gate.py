@@ -290,16 +290,7 @@ def _history(s: Session, attempt: ContactAttempt) -> list[PastContact]:
             ),
         )
     )
-    return [
-        PastContact(
-            channel=r.channel,
-            purpose=r.purpose,
-            status=r.status,
-            sent_at=r.sent_at,
-            dedupe_key=r.dedupe_key.split("#", 1)[0] if r.dedupe_key else None,
-        )
-        for r in rows
-    ]
+    return [PastContact.of(r) for r in rows]
 
 
 def _dedupe_key(attempt: ContactAttempt) -> str:
