@@ -131,6 +131,22 @@ class InboundSms(BaseModel):
     account_sid: str | None = None
 
 
+def _prescription(
+    data: dict[str, Any], patient_ref: str | None
+) -> tuple[Any, Any, list[tuple[str, bool]]]:
+    """(ndc, days_supply, their checks) of a referral or a refill enrollment."""
+    medication = data.get("medication")
+    ndc = medication.get("ndc") if isinstance(medication, dict) else None
+    days = data.get("days_supply")
+    days_ok = isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 365
+    checks = [
+        ("patient_ref", patient_ref is not None),
+        ("medication.ndc", isinstance(ndc, str) and bool(ndc)),
+        ("days_supply", days_ok),
+    ]
+    return ndc, days, checks
+
+
 def _invalid_field(
     *checks: tuple[str, bool],
 ) -> tuple[StoredResponse, dict[str, Any], None] | None:
@@ -610,17 +626,8 @@ def create_app(
         ) -> tuple[StoredResponse, dict[str, Any], Callable[[], None] | None]:
             if data is None:
                 return _simple_error(400, "invalid_json"), {"rejected": 400}, None
-            medication = data.get("medication")
-            ndc = medication.get("ndc") if isinstance(medication, dict) else None
-            days = data.get("days_supply")
-            bad = _invalid_field(
-                ("patient_ref", patient_ref is not None),
-                ("medication.ndc", isinstance(ndc, str) and bool(ndc)),
-                (
-                    "days_supply",
-                    isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 365,
-                ),
-            )
+            ndc, days, checks = _prescription(data, patient_ref)
+            bad = _invalid_field(*checks)
             if bad is not None:
                 return bad
             assert isinstance(days, int) and isinstance(ndc, str)
@@ -756,19 +763,9 @@ def create_app(
         ) -> tuple[StoredResponse, dict[str, Any], Callable[[], None] | None]:
             if data is None:
                 return _simple_error(400, "invalid_json"), {"rejected": 400}, None
-            medication = data.get("medication")
-            ndc = medication.get("ndc") if isinstance(medication, dict) else None
-            days = data.get("days_supply")
+            ndc, days, checks = _prescription(data, patient_ref)
             starts_on = _iso_date(data.get("starts_on"))
-            bad = _invalid_field(
-                ("patient_ref", patient_ref is not None),
-                ("medication.ndc", isinstance(ndc, str) and bool(ndc)),
-                (
-                    "days_supply",
-                    isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 365,
-                ),
-                ("starts_on", starts_on is not None),
-            )
+            bad = _invalid_field(*checks, ("starts_on", starts_on is not None))
             if bad is not None:
                 return bad
             assert isinstance(days, int) and isinstance(ndc, str) and starts_on is not None

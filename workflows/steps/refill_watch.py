@@ -261,7 +261,7 @@ def _result(
     lead: int | None = None,
     reason: str | None = None,
 ) -> None:
-    today = cycle.RefillPolicy(j.timezone, j.state.journey_id).today(j.rt.now())
+    today = j.today()
     j.outputs[step.id] = {
         "due": due,
         "lead": lead,
