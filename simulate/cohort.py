@@ -1,16 +1,13 @@
-"""A cohort of refill journeys on the virtual clock: the production interpreter, the
-production refill_watch step and the production contact policy (ContactBook), with
-partners scripted from each patient's sampled scenario.
+"""A cohort on the virtual clock: each sampled patient's journey runs the production
+interpreter, step handlers and contact policy (ContactBook), its partners and people
+scripted from the patient's sampled scenario (a Script per template, SCRIPTS).
 
     cohort = run_cohort(get_template("refill_adherence"), load_scenario("typical"),
                         patients=200, months=12, seed=7)
 
 Each patient runs alone on its own virtual clock: journeys of different patients share
 nothing the policy counts (caps are per person), so running them one after another
-gives what interleaving them would. Only refill_adherence is scripted so far: the hub
-journey's partners (consent, PA turnaround, the pharmacy's claim) come next, as do the
-report, the CLI and the speed the issue asks for (this runs about 6-15 patient-years a
-second today).
+gives what interleaving them would.
 """
 
 from __future__ import annotations
@@ -20,41 +17,82 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from domain.actions import PartnerCall
-from domain.contact_policy import ConsentFacts, PatientFacts
 from domain.journey import JourneyStart, JourneyState
-from domain.partners import PartnerEvent
 from domain.template import JourneyTemplate
-from simulate.cohort_scenario import CohortScenario, PatientScenario, sample
-from simulate.contacts import ContactBook, Recipient
-from simulate.runtime import VirtualRuntime, run_journey
+from simulate.cohort_scenario import DAYS_PER_MONTH, CohortScenario, PatientScenario, sample
+from simulate.contacts import ContactBook
+from simulate.refill_script import refill_script
+from simulate.runtime import Simulated, VirtualRuntime, run_journey
+from simulate.script import PROGRAM, START, ScriptFactory, World, patient_ref, recipient
 
-START = datetime(2027, 1, 4, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
-PROGRAM = "simulated"
-GROUP = "therapy"
-PHONE = "+15555550100"
+
+@dataclass(frozen=True)
+class ContactRecord:
+    """One contact-policy decision: which step asked, the decision, and when (day)."""
+
+    day: float
+    step_id: str
+    attempt: int
+    action: str  # send | defer | suppress
+    channel: str | None
+    reason: str | None
+
+    @property
+    def label(self) -> str:
+        """ "send:sms", "defer:quiet_hours", "suppress:opted_out"."""
+        return f"{self.action}:{self.channel if self.action == 'send' else self.reason}"
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One human task: who it landed on, when, and whether its SLA was breached."""
+
+    task_id: str
+    step_id: str
+    role: str
+    opened_day: float
+    due_day: float | None
+    closed_day: float | None
+    closed_as: str | None  # completed, abandoned, cancelled (with the outcome) or None
+    escalated: bool  # the SLA passed before anyone completed it
 
 
 @dataclass
 class PatientResult:
     index: int
+    template: str  # id@version
     status: str
     stage: str
     outcome_reason: str | None
+    steps: list[tuple[str, int, str | None]]  # every completed step: (id, visit, outcome)
+    stages: list[tuple[str, float]]  # each stage entered, with the day it was entered
+    milestones: dict[str, float]  # milestone → day first reached
+    decisions: list[ContactRecord]
+    task_records: list[TaskRecord]
     pdc_by_year: dict[int, float]
     pdc_year_to_date: float | None
     risk_level: str | None
-    contacts: Counter[str]  # "sent:sms", "deferred:quiet_hours", "suppressed:opted_out"
-    tasks: Counter[str]  # role → tasks opened
     at_risk_episodes: int
+    cost: Counter[str]  # activity, timer, signal, run: what Temporal would record
+    days: float  # journey days simulated (to the end or the horizon)
+
+    @property
+    def contacts(self) -> Counter[str]:
+        return Counter(d.label for d in self.decisions)
+
+    @property
+    def tasks(self) -> Counter[str]:
+        return Counter(t.role for t in self.task_records)
 
 
 @dataclass
 class Cohort:
     template: str
+    scenario: str = ""
+    seed: str = ""
     patients: list[PatientResult] = field(default_factory=list)
     months: float = 12
     seconds: float = 0.0
@@ -83,112 +121,111 @@ class Cohort:
         return sum(v >= 0.8 for v in values) / len(values) if values else None
 
 
-def patient_ref(patient: PatientScenario) -> str:
-    return f"pt-sim{patient.index:06d}"
+SCRIPTS: dict[str, ScriptFactory] = {"refill_adherence": refill_script}
 
 
-def recipient(patient: PatientScenario, program: str) -> Recipient:
-    """A patient with a mobile number and an email, SMS consent for treatment and
-    adherence (the demo's), in the sampled zone."""
-    facts = PatientFacts(
-        addresses={"sms": PHONE, "voice": PHONE, "task": PHONE, "email": None, "push": None},
-        timezone=patient.timezone,
-    )
-    consents = [
-        ConsentFacts(channel="sms", address=PHONE, purpose=purpose, program=program,
-                     granted_at=START - timedelta(days=30))
-        for purpose in ("treatment", "adherence")
-    ]  # fmt: skip
-    return Recipient(facts, consents)
+class NoScript(ValueError):
+    """The simulator has no partner script for this template."""
 
 
-def dispensed(patient: PatientScenario, day: int, n: int, rx: str) -> PartnerEvent:
-    handed = START + timedelta(days=day)
-    return PartnerEvent(
-        event_id=f"sim-{patient.index}-{n}", type="pharmacy.dispensed", correlation_key=rx,
-        occurred_at=handed,
-        data={"rx_id": rx, "dispense_id": f"md-{patient.index}-{n}",
-              "dispense_status": "completed", "is_fill": True,
-              "days_supply": patient.days_supply, "dispensed_at": handed.isoformat(),
-              "drug_groups": [GROUP]},
-    )  # fmt: skip
+def script_for(template: JourneyTemplate) -> ScriptFactory:
+    try:
+        return SCRIPTS[template.id]
+    except KeyError:
+        known = ", ".join(sorted(SCRIPTS))
+        raise NoScript(f"cannot simulate {template.id!r}: scripted templates are {known}") from None
 
 
-def answers(patient: PatientScenario) -> dict[str, Any]:
-    """The partners this patient meets, as the sandbox would answer them for it."""
-    rx = f"RX-SIM-{patient.index}"
-    return {
-        "pharmacy.enroll_refills": {"rx_id": rx},
-        "payer.verify_benefits": {
-            "coverage_active": True,
-            "pa_required": patient.pa_required,
-            "plan_type": patient.plan_type,
-        },
-        "payer.submit_prior_auth": _prior_auth(patient),
-        "copay.enroll": {"enrollment_id": f"CP-{patient.index}", "outcome": "approved"},
-    }
-
-
-def _prior_auth(
-    patient: PatientScenario,
-) -> Callable[[PartnerCall, VirtualRuntime], dict[str, Any]]:
-    def answer(call: PartnerCall, rt: VirtualRuntime) -> dict[str, Any]:
-        approved = patient.pa.endswith("approve")
-        expires = (rt.now() + timedelta(days=365)).date().isoformat()
-        return {"pa_number": f"PA-{patient.index}-{len(rt.calls)}",
-                "outcome": "approved" if approved else "denied",
-                "expires_on": expires if approved else None}  # fmt: skip
-
-    return answer
+def _days(at: datetime, start: datetime) -> float:
+    return round((at - start).total_seconds() / 86400, 6)
 
 
 async def run_patient(
-    template: JourneyTemplate, patient: PatientScenario, months: float, program: str = PROGRAM
+    template: JourneyTemplate,
+    patient: PatientScenario,
+    months: float,
+    program: str = PROGRAM,
+    start_at: datetime = START,
 ) -> PatientResult:
+    """One sampled patient's journey, run to its end or to the horizon."""
     ref = patient_ref(patient)
     book = ContactBook()
-    book.add(ref, recipient(patient, program))
-    horizon = START + timedelta(days=round(months * 365.25 / 12))
-    rx = f"RX-SIM-{patient.index}"
+    book.add(ref, recipient(patient, program, start_at))
+    horizon = start_at + timedelta(days=round(months * DAYS_PER_MONTH))
+    world = World(patient, ref, program, start_at, horizon, book)
+    script = script_for(template)(world)
 
     def runtime(state: JourneyState) -> VirtualRuntime:
-        rt = VirtualRuntime(state, now=START, answers=answers(patient))
+        rt = VirtualRuntime(state, now=start_at, answers=script.answers)
         rt.contact_outcome = book.decide  # the production policy, over the book's ledger
-        for n, day in enumerate(patient.refill_days):
-            at = START + timedelta(days=day)
-            if at < horizon:
-                rt.deliver(dispensed(patient, day, n, rx), at)
-        if patient.opts_out and patient.opt_out_day is not None:
-            rt.later(START + timedelta(days=patient.opt_out_day), lambda: book.opt_out(ref))
-        rt.later(horizon, lambda: rt.cancel("horizon") if state.status == "running" else None)
+        script.setup(rt)
+        rt.later(horizon, lambda: rt.cancel("horizon") if rt.state.status == "running" else None)
         return rt
 
     start = JourneyStart(
-        template=template, patient_ref=ref, program=program, business_key="refills",
-        params={"days_supply": patient.days_supply},
-        context={"timezone": patient.timezone, "plan_type": patient.plan_type,
-                 "pa_expires_on": (START + timedelta(days=150)).date().isoformat()},
+        template=template, patient_ref=ref, program=program, business_key=script.business_key,
+        params=script.params, context=script.context,
     )  # fmt: skip
     done = await run_journey(start, runtime)
-    state, rt = done.state, done.runtime
+    return result_of(patient, done, world)
+
+
+def result_of(patient: PatientScenario, done: Simulated, world: World) -> PatientResult:
+    state, rt, t0 = done.state, done.runtime, world.start
     refill = state.refill
-    contacts: Counter[str] = Counter()
-    for _, decision in book.decisions:
-        what = decision.channel if decision.action == "send" else decision.reason
-        contacts[f"{decision.action}:{what}"] += 1
-    tasks = Counter(c.role for c in rt.task_changes if c.change == "opened")
+    decisions = [
+        ContactRecord(
+            day=_days(request.at, t0), step_id=request.step_id, attempt=request.attempt,
+            action=decision.action, channel=decision.channel, reason=decision.reason,
+        )
+        for request, decision in world.book.decisions
+    ]  # fmt: skip
+    stages = [
+        (n.summary.removeprefix("stage "), _days(n.at or t0, t0))
+        for n in rt.notes
+        if n.kind == "journey.milestone" and n.key.startswith("stage/")
+    ]
+    ended = state.completed_steps[-1].finished_at if state.completed_steps else None
+    last = rt.now() if state.status == "cancelled" or ended is None else ended
     return PatientResult(
         index=patient.index,
+        template=f"{state.template_id}@{state.template_version}",
         status=state.status,
         stage=state.stage,
         outcome_reason=state.outcome_reason,
+        steps=[(s.step_id, s.visit, s.outcome) for s in rt.steps],
+        stages=stages,
+        milestones={name: _days(at, t0) for name, at in state.milestones.items()},
+        decisions=decisions,
+        task_records=_tasks(rt, t0),
         pdc_by_year={y.year: y.pdc for y in refill.pdc_by_year} if refill else {},
         pdc_year_to_date=refill.pdc_year_to_date if refill else None,
         risk_level=refill.risk.level if refill and refill.risk else None,
-        contacts=contacts,
-        tasks=tasks,
         at_risk_episodes=refill.at_risk_episodes if refill else 0,
+        cost=Counter(rt.counts),
+        days=_days(min(last, world.horizon), t0),
     )
+
+
+def _tasks(rt: VirtualRuntime, t0: datetime) -> list[TaskRecord]:
+    opened: dict[str, dict[str, Any]] = {}
+    for logged in rt.task_log:
+        change = logged.change
+        if change.change == "opened":
+            opened[change.task_id] = {
+                "task_id": change.task_id, "step_id": change.step_id, "role": change.role,
+                "opened_day": _days(change.opened_at, t0),
+                "due_day": _days(change.due_at, t0) if change.due_at else None,
+                "closed_day": None, "closed_as": None, "escalated": False,
+            }  # fmt: skip
+        elif change.task_id in opened:
+            task = opened[change.task_id]
+            if change.change == "escalated":
+                task["escalated"] = True
+            else:
+                task["closed_day"] = _days(logged.at, t0)
+                task["closed_as"] = change.change
+    return [TaskRecord(**t) for t in opened.values()]
 
 
 def run_cohort(
@@ -201,7 +238,11 @@ def run_cohort(
     progress: Callable[[int], None] | None = None,
 ) -> Cohort:
     """Sample the cohort and run every patient's journey to the horizon."""
-    cohort = Cohort(template=f"{template.id}@{template.version}", months=months)
+    script_for(template)  # an unscripted template fails before any patient runs
+    cohort = Cohort(
+        template=f"{template.id}@{template.version}", scenario=scenario.description,
+        seed=str(seed), months=months,
+    )  # fmt: skip
     began = time.perf_counter()
 
     async def run_all() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +28,7 @@ from domain.actions import (
     TaskChange,
 )
 from domain.events import MESSAGE_RECEIPT
-from domain.journey import JourneyMemory, JourneyStart, JourneyState
+from domain.journey import JourneyMemory, JourneyStart, JourneyState, StepRecord
 from domain.partner_actions import ACTIONS
 from domain.partners import PartnerEvent
 from workflows.inbox import EventInbox
@@ -54,6 +55,15 @@ class Note:
     key: str
     summary: str
     correlation: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None  # journey time
+
+
+@dataclass(frozen=True)
+class LoggedTask:
+    """A task change and the journey time it happened."""
+
+    at: datetime
+    change: TaskChange
 
 
 class VirtualRuntime:
@@ -83,6 +93,13 @@ class VirtualRuntime:
         # Contacts through the policy; scripted like partners (default: sent, first channel).
         self.contacts: list[ContactRequest] = []
         self.task_changes: list[TaskChange] = []
+        self.task_log: list[LoggedTask] = []
+        # Every completed step, in order (the state keeps only the last few).
+        self.steps: list[StepRecord] = []
+        self._steps_counted = state.steps_completed
+        # What Temporal would record, for the cost estimate: activities (partner actions,
+        # messages, contacts, task changes), timers, events signalled, runs.
+        self.counts: Counter[str] = Counter()
         self.contact_outcome: Callable[[ContactRequest], ContactOutcome] = lambda r: ContactOutcome(
             status="sent",
             channel=next(c for c in r.channels if c not in r.exclude),
@@ -120,6 +137,7 @@ class VirtualRuntime:
 
     async def partner_action(self, call: PartnerCall) -> dict[str, Any]:
         self._ticks += 1
+        self.counts["activity"] += 1
         self.calls.append(call)
         answer = self.answers.get(call.action)
         if answer is None:
@@ -133,12 +151,14 @@ class VirtualRuntime:
 
     async def send_message(self, message: OutboundMessage) -> MessageOutcome:
         self._ticks += 1
+        self.counts["activity"] += 1
         self.messages.append(message)
         await asyncio.sleep(0)
         return self.message_outcome(message)
 
     async def contact(self, request: ContactRequest) -> ContactOutcome:
         self._ticks += 1
+        self.counts["activity"] += 1
         self.contacts.append(request)
         await asyncio.sleep(0)
         outcome = self.contact_outcome(request)
@@ -159,7 +179,9 @@ class VirtualRuntime:
 
     async def task_changed(self, change: TaskChange) -> None:
         self._ticks += 1
+        self.counts["activity"] += 1
         self.task_changes.append(change)
+        self.task_log.append(LoggedTask(self.clock, change))
         await asyncio.sleep(0)
 
     async def sleep_until(self, when: datetime) -> None:
@@ -185,11 +207,15 @@ class VirtualRuntime:
 
     def publish(self, state: JourneyState) -> None:
         self._ticks += 1
+        new = state.steps_completed - self._steps_counted
+        if new > 0:
+            self.steps.extend(state.completed_steps[-new:])
+            self._steps_counted = state.steps_completed
 
     def note(self, kind: str, key: str, summary: str, **correlation: Any) -> None:
         if key not in self._noted:  # unique per journey, as the store keeps them
             self._noted.add(key)
-            self.notes.append(Note(kind, key, summary, correlation))
+            self.notes.append(Note(kind, key, summary, correlation, self.clock))
 
     # -- the outside world -----------------------------------------------------------
     def deliver(self, event: PartnerEvent, at: datetime | None = None) -> None:
@@ -249,6 +275,7 @@ class VirtualRuntime:
         while self._scheduled and self._scheduled[0][0] <= self.clock:
             _, _, item = heapq.heappop(self._scheduled)
             if isinstance(item, PartnerEvent):
+                self.counts["signal"] += 1
                 self.receive(item)
             else:
                 item()
@@ -270,6 +297,8 @@ class VirtualRuntime:
         self._ticks += 1
         if self.cancel_reason is None and ready():
             return True
+        if deadline is not None:
+            self.counts["timer"] += 1
         waiter = _Waiter(ready, deadline, asyncio.get_running_loop().create_future())
         self._waiters.append(waiter)
         try:
@@ -325,6 +354,7 @@ async def run_journey(
             # A fresh run: only what the memory carries survives (round-tripped as JSON).
             memory = JourneyMemory.model_validate_json(memory.model_dump_json())
             runs += 1
+            rt.counts["run"] += 1
             memory.state.runs = runs
             rt.state = memory.state
             rt.inbox = EventInbox(memory.inbox, memory.seen)

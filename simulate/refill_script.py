@@ -1,0 +1,75 @@
+"""refill_adherence's world for one sampled patient: the pharmacy's refill program sends
+each dispense at the sampled day (as the sandbox's refill enrollment does), the payer
+answers benefits and re-authorization, the copay program enrolls, and the patient may
+opt out of messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from domain.actions import PartnerCall
+from domain.partners import PartnerEvent
+from simulate.cohort_scenario import PatientScenario
+from simulate.runtime import VirtualRuntime
+from simulate.script import Script, World
+
+GROUP = "therapy"
+
+
+def rx_of(patient: PatientScenario) -> str:
+    return f"RX-SIM-{patient.index}"
+
+
+def dispensed(world: World, day: int, n: int) -> PartnerEvent:
+    patient, rx = world.patient, rx_of(world.patient)
+    handed = world.day(day)
+    return PartnerEvent(
+        event_id=f"sim-{patient.index}-{n}", type="pharmacy.dispensed", correlation_key=rx,
+        occurred_at=handed,
+        data={"rx_id": rx, "dispense_id": f"md-{patient.index}-{n}",
+              "dispense_status": "completed", "is_fill": True,
+              "days_supply": patient.days_supply, "dispensed_at": handed.isoformat(),
+              "drug_groups": [GROUP]},
+    )  # fmt: skip
+
+
+def _prior_auth(
+    patient: PatientScenario,
+) -> Callable[[PartnerCall, VirtualRuntime], dict[str, Any]]:
+    def answer(call: PartnerCall, rt: VirtualRuntime) -> dict[str, Any]:
+        approved = patient.pa.endswith("approve")
+        expires = (rt.now() + timedelta(days=365)).date().isoformat()
+        return {"pa_number": f"PA-{patient.index}-{len(rt.calls)}",
+                "outcome": "approved" if approved else "denied",
+                "expires_on": expires if approved else None}  # fmt: skip
+
+    return answer
+
+
+def refill_script(world: World) -> Script:
+    patient = world.patient
+
+    def setup(rt: VirtualRuntime) -> None:
+        for n, day in enumerate(patient.refill_days):
+            if world.day(day) < world.horizon:
+                rt.deliver(dispensed(world, day, n), world.day(day))
+        if patient.opts_out and patient.opt_out_day is not None:
+            rt.later(world.day(patient.opt_out_day), lambda: world.book.opt_out(world.patient_ref))
+
+    return Script(
+        business_key="refills",
+        params={"days_supply": patient.days_supply},
+        context={"timezone": patient.timezone, "plan_type": patient.plan_type,
+                 "pa_expires_on": world.day(150).date().isoformat()},
+        answers={
+            "pharmacy.enroll_refills": {"rx_id": rx_of(patient)},
+            "payer.verify_benefits": {"coverage_active": True,
+                                      "pa_required": patient.pa_required,
+                                      "plan_type": patient.plan_type},
+            "payer.submit_prior_auth": _prior_auth(patient),
+            "copay.enroll": {"enrollment_id": f"CP-{patient.index}", "outcome": "approved"},
+        },
+        setup=setup,
+    )  # fmt: skip
