@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from fastapi import FastAPI, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from sandbox import crm
 from sandbox import payer as fhir
@@ -116,6 +116,12 @@ OUTAGE_BODIES: dict[str, Callable[[int], StoredResponse]] = {
     "consent": lambda s: _simple_error(s, "unavailable"),
     "copay": lambda s: _simple_error(s, "unavailable"),
 }
+
+
+class ClockMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    now: AwareDatetime = Field(description="The patient's journey time now.")
 
 
 class InboundSms(BaseModel):
@@ -1662,6 +1668,25 @@ def create_app(
         if patient_ref is None:
             return {"scheduled": sum(n for n in state.scheduled.values() if n > 0)}
         return {"scheduled": max(state.scheduled[patient_ref], 0)}
+
+    @app.get("/_sandbox/clock/{patient_ref}")
+    async def get_clock(patient_ref: str) -> dict[str, Any]:
+        """A stepped patient's clock: now, when the next callback is due, and whether a
+        chain is playing a step right now."""
+        clocks = state.clocks
+        due = clocks.next_due(patient_ref)
+        return {
+            "now": iso(clocks.now[patient_ref]) if patient_ref in clocks.now else None,
+            "next_due": iso(due) if due else None,
+            "busy": clocks.busy(patient_ref),
+        }
+
+    @app.post("/_sandbox/clock/{patient_ref}")
+    async def advance_clock(patient_ref: str, move: ClockMove) -> dict[str, Any]:
+        """Move a stepped patient's clock (never back); answers once every callback due by
+        then has been delivered (its first attempt answered)."""
+        await state.clocks.advance(patient_ref, move.now)
+        return await get_clock(patient_ref)
 
     @app.post("/_sandbox/reset")
     async def reset() -> dict[str, Any]:

@@ -149,6 +149,10 @@ class Scenario(BaseModel):
     refill_day_seconds: float = Field(
         1.0, ge=0, description="Real seconds per scripted day (0: all at once, in order)."
     )
+    # timing: "real" plays every delay above in real seconds; "stepped" plays them on the
+    # patient's own clock, moved only by a driver (POST /_sandbox/clock/{patient_ref}), so
+    # a journey on a time-skipped workflow clock and its partners keep one time.
+    clock: Literal["real", "stepped"] = "real"
     # messaging. Like the real gateways, SMS and email do not deduplicate on
     # Idempotency-Key unless the switch is on (then: today's stored-response replay).
     sms_idempotency: bool = False

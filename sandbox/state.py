@@ -14,7 +14,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -219,6 +219,7 @@ class SandboxState:
         self.scheduled: collections.Counter[str | None] = collections.Counter()
         self.pas: dict[str, dict[str, Any]] = {}  # PA number -> record
         self._seq = itertools.count(1)
+        self.clocks = SteppedClocks()
 
     async def aclose(self) -> None:
         for task in list(self.tasks):
@@ -337,19 +338,26 @@ class SandboxState:
 
         patients = {c.patient_ref for _, c in steps if isinstance(c, Callback)}
         self.scheduled.update(patients)
+        stepped = next(
+            (p for p in patients if p is not None and self.scenario(p).clock == "stepped"), None
+        )
+        clock = self.clocks.chain(stepped) if stepped is not None else None
 
         async def chain() -> None:
             try:
                 await play()
             finally:
                 self.scheduled.subtract(patients)
+                if clock is not None:
+                    clock.done()
 
         async def play() -> None:
             loop = asyncio.get_running_loop()
             start = loop.time()
             for offset, callback in steps:
-                delay = start + offset - loop.time()
-                if delay > 0:
+                if clock is not None:
+                    await clock.until(offset)
+                elif (delay := start + offset - loop.time()) > 0:
                     await asyncio.sleep(delay)
                 if not isinstance(callback, Callback):
                     callback()
@@ -413,3 +421,74 @@ class SandboxState:
 Handler = Callable[
     [Scenario], Awaitable[tuple[StoredResponse, dict[str, Any], Callable[[], None] | None]]
 ]
+
+
+class SteppedClocks:
+    """Each stepped patient's clock (journey time), moved only by a driver.
+
+    A callback chain of a stepped patient counts its offsets from the patient's clock
+    when it was scheduled, and waits until the clock has reached each one. `advance`
+    moves a clock and returns once every chain due by then has played its due steps
+    (each delivery's first attempt answered), so the driver knows what was sent.
+    """
+
+    def __init__(self) -> None:
+        self.now: dict[str, datetime] = {}
+        self._chains: dict[str, set[_SteppedChain]] = collections.defaultdict(set)
+        self._changed = asyncio.Condition()
+
+    def clock(self, patient_ref: str) -> datetime:
+        return self.now.get(patient_ref) or utcnow()
+
+    def chain(self, patient_ref: str) -> _SteppedChain:
+        chain = _SteppedChain(self, patient_ref, self.clock(patient_ref))
+        self._chains[patient_ref].add(chain)
+        return chain
+
+    def next_due(self, patient_ref: str) -> datetime | None:
+        due = [c.due for c in self._chains[patient_ref] if c.due is not None]
+        return min(due) if due else None
+
+    def busy(self, patient_ref: str) -> bool:
+        """A chain is playing a step (or has not reached its first wait yet)."""
+        return any(c.due is None for c in self._chains[patient_ref])
+
+    async def advance(self, patient_ref: str, to: datetime) -> None:
+        self.now[patient_ref] = max(to, self.now.get(patient_ref, to))
+        await self.notify()
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._settled(patient_ref))
+
+    def _settled(self, patient_ref: str) -> bool:
+        now = self.now[patient_ref]
+        return not any(c.due is None or c.due <= now for c in self._chains[patient_ref])
+
+    async def notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
+class _SteppedChain:
+    def __init__(self, clocks: SteppedClocks, patient_ref: str, origin: datetime) -> None:
+        self.clocks, self.patient_ref, self.origin = clocks, patient_ref, origin
+        self.due: datetime | None = None  # None: playing a step
+
+    async def until(self, offset: float) -> None:
+        due = self.origin + timedelta(seconds=offset)
+        clock = self.clocks.now.get(self.patient_ref)
+        if clock is not None and due <= clock:
+            return
+        self.due = due
+        await self.clocks.notify()
+        async with self.clocks._changed:
+            await self.clocks._changed.wait_for(
+                lambda: (
+                    self.clocks.now.get(self.patient_ref, due) >= due
+                    and self.clocks.now.get(self.patient_ref) is not None
+                )
+            )
+        self.due = None
+
+    def done(self) -> None:
+        self.clocks._chains[self.patient_ref].discard(self)
+        asyncio.get_running_loop().create_task(self.clocks.notify())

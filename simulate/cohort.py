@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from domain.journey import JourneyStart, JourneyState
 from domain.template import JourneyTemplate
@@ -27,6 +27,13 @@ from simulate.contacts import ContactBook
 from simulate.refill_script import refill_script
 from simulate.runtime import Simulated, VirtualRuntime, run_journey
 from simulate.script import PROGRAM, START, ScriptFactory, World, patient_ref, recipient
+
+
+class StepDone(NamedTuple):
+    step_id: str
+    visit: int
+    outcome: str | None
+    day: float  # when it finished
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class PatientResult:
     status: str
     stage: str
     outcome_reason: str | None
-    steps: list[tuple[str, int, str | None]]  # every completed step: (id, visit, outcome)
+    steps: list[StepDone]  # every completed step, in order
     stages: list[tuple[str, float]]  # each stage entered, with the day it was entered
     milestones: dict[str, float]  # milestone → day first reached
     decisions: list[ContactRecord]
@@ -146,9 +153,12 @@ async def run_patient(
     months: float,
     program: str = PROGRAM,
     start_at: datetime = START,
+    ref: str | None = None,
 ) -> PatientResult:
-    """One sampled patient's journey, run to its end or to the horizon."""
-    ref = patient_ref(patient)
+    """One sampled patient's journey, run to its end or to the horizon. `ref`: the
+    patient's pseudonym (default: one made from the index); it names the journey, whose
+    id seeds the send-time jitter."""
+    ref = ref or patient_ref(patient)
     book = ContactBook()
     book.add(ref, recipient(patient, program, start_at))
     horizon = start_at + timedelta(days=round(months * DAYS_PER_MONTH))
@@ -193,7 +203,10 @@ def result_of(patient: PatientScenario, done: Simulated, world: World) -> Patien
         status=state.status,
         stage=state.stage,
         outcome_reason=state.outcome_reason,
-        steps=[(s.step_id, s.visit, s.outcome) for s in rt.steps],
+        steps=[
+            StepDone(s.step_id, s.visit, s.outcome, _days(s.finished_at or t0, t0))
+            for s in rt.steps
+        ],
         stages=stages,
         milestones={name: _days(at, t0) for name, at in state.milestones.items()},
         decisions=decisions,

@@ -6,25 +6,34 @@ opt out of messages."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from domain.actions import PartnerCall
+from domain.local_time import local_date
 from domain.partners import PartnerEvent
 from simulate.cohort_scenario import PatientScenario
 from simulate.runtime import VirtualRuntime
 from simulate.script import Script, World
 
 GROUP = "therapy"
+HANDOVER_TIME = time(15, 0)  # the sandbox's (sandbox/app.py)
 
 
 def rx_of(patient: PatientScenario) -> str:
     return f"RX-SIM-{patient.index}"
 
 
+def handed_over(world: World, day: int) -> datetime:
+    """As the sandbox's refill program has it: at HANDOVER_TIME (UTC) on the enrollment's
+    starts_on (the journey's local date at its start) plus `day`."""
+    starts_on = local_date(world.start, world.patient.timezone)
+    return datetime.combine(starts_on + timedelta(days=day), HANDOVER_TIME, UTC)
+
+
 def dispensed(world: World, day: int, n: int) -> PartnerEvent:
     patient, rx = world.patient, rx_of(world.patient)
-    handed = world.day(day)
+    handed = handed_over(world, day)
     return PartnerEvent(
         event_id=f"sim-{patient.index}-{n}", type="pharmacy.dispensed", correlation_key=rx,
         occurred_at=handed,

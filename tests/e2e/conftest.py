@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import nullcontext
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,19 +240,26 @@ def _stack_env(data: Path, database_url: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 async def stack(local_env: WorkflowEnvironment, stack_env: dict[str, str]) -> AsyncIterator[Stack]:
-    address = local_env.client.service_client.config.target_host
+    async with open_stack(local_env, stack_env) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def open_stack(env: WorkflowEnvironment, stack_env: dict[str, str]) -> AsyncIterator[Stack]:
+    """Sandbox, receiver and worker processes against `env`'s Temporal, and the store."""
+    address = env.client.service_client.config.target_host
     engine = make_engine(stack_env["DATABASE_URL"])
     migrate(engine)
     store = Store(engine, api_key_pepper=PEPPER, patient_id_key=PATIENT_ID_KEY.encode())
     partner_key = store.api_keys.create("e2e-sandbox", PARTNER_SCOPES).secret
     admin_key = store.api_keys.create("e2e-admin", ["admin"]).secret
-    env = {
+    processes_env = {
         **os.environ,
         **stack_env,
         "PITWALL_TEMPORAL_ADDRESS": address,
         "PITWALL_RECEIVER_SMS_CALLBACK_API_KEY": partner_key,  # the worker's StatusCallback
     }
-    children = Children(log_dir=Path(stack_env["PITWALL_DATA_DIR"]) / "logs", env=env)
+    children = Children(log_dir=Path(stack_env["PITWALL_DATA_DIR"]) / "logs", env=processes_env)
     sandbox_port = int(stack_env["PITWALL_SANDBOX_PORT"])
     receiver_port = int(stack_env["PITWALL_RECEIVER_PORT"])
     receiver_url = f"http://127.0.0.1:{receiver_port}"
@@ -269,7 +276,7 @@ async def stack(local_env: WorkflowEnvironment, stack_env: dict[str, str]) -> As
         wait_for_port("127.0.0.1", sandbox_port, 30, sandbox)
         wait_for_port("127.0.0.1", receiver_port, 30, receiver)
         stack = Stack(
-            journeys=JourneyGateway(local_env.client, stack_env["PITWALL_TEMPORAL_TASK_QUEUE"]),
+            journeys=JourneyGateway(env.client, stack_env["PITWALL_TEMPORAL_TASK_QUEUE"]),
             children=children,
             sandbox_url=f"http://127.0.0.1:{sandbox_port}",
             receiver_url=receiver_url,
