@@ -147,6 +147,8 @@ class Due:
     lead: int | None = None
     reason: str | None = None
     key: str | None = None
+    # When it was planned for, if `at` caught it up to now (a late reauthorization).
+    planned: datetime | None = None
 
 
 # -- dispenses --------------------------------------------------------------------------
@@ -335,8 +337,13 @@ def next_due(
     *,
     pa_expires_on: date | None = None,
     copay_recheck: bool = False,
+    ties_by_plan: bool = False,
 ) -> Due | None:
-    """The next thing to do, or None: nothing until the next dispense."""
+    """The next thing to do, or None: nothing until the next dispense.
+
+    `ties_by_plan`: things compare by when they were planned for, so two planned for one
+    instant go in their kind's order however late the journey woke (`now` is always a
+    little after the timer: caught-up times would otherwise lose every tie)."""
     if state.status == "discontinued":
         return None
     today = policy.today(now)
@@ -357,23 +364,29 @@ def next_due(
             if lead not in state.reminded:
                 due.append(Due("reminder", at, lead=lead))
         if high_risk(state) and today < run_out and state.status == "on_therapy":
-            act = max(policy.at(run_out - timedelta(days=policy.proactive_lead)), now)
+            planned = policy.at(run_out - timedelta(days=policy.proactive_lead))
+            act = max(planned, now)
             if state.proactive_for != run_out:
-                due.append(Due("proactive_call", act))
+                due.append(Due("proactive_call", act, planned=planned))
             if copay_recheck and state.copay_rechecked_for != run_out:
-                due.append(Due("copay_recheck", act))
+                due.append(Due("copay_recheck", act, planned=planned))
     if pa_expires_on is not None:
         key = f"pa_expiry/{pa_expires_on.isoformat()}"
         if key not in state.reauthorized:
-            ahead = pa_expires_on - timedelta(days=policy.reauthorize_before)
-            due.append(Due("reauthorize", max(policy.at(ahead), now), reason="pa_expiry", key=key))
+            ahead = policy.at(pa_expires_on - timedelta(days=policy.reauthorize_before))
+            due.append(
+                Due("reauthorize", max(ahead, now), reason="pa_expiry", key=key, planned=ahead)
+            )
     if policy.plan_year_check is not None and state.run_out is not None:
         month, day = policy.plan_year_check
         check_on = date(today.year, month, day)
         key = f"plan_year/{today.year + 1}"
         if key not in state.reauthorized and state.enrolled_on < check_on:
-            due.append(Due("reauthorize", max(policy.at(check_on), now), reason="plan_year",
-                           key=key))  # fmt: skip
+            planned = policy.at(check_on)
+            due.append(Due("reauthorize", max(planned, now), reason="plan_year", key=key,
+                           planned=planned))  # fmt: skip
+    if ties_by_plan:
+        return min(due, key=lambda d: (d.planned or d.at, _ORDER[d.kind]))
     return min(due, key=lambda d: (d.at, _ORDER[d.kind]))
 
 

@@ -157,3 +157,21 @@ def test_five_years_of_refills_keep_a_bounded_memory() -> None:
     assert len(state.fills) <= 30
     assert [y.year for y in state.pdc_by_year] == [2025, 2026, 2027, 2028]
     assert sizes[2029] < sizes[2026] * 1.2, sizes
+
+
+def test_a_reauthorization_and_a_reminder_planned_for_one_instant_go_in_kind_order() -> None:
+    """A journey wakes a little after its timer. Compared by when they were planned for,
+    the reauthorization planned for the reminder's instant still goes first (its kind
+    comes first); compared by the caught-up time, it lost every such tie."""
+    p = policy()
+    state = cycle.start(START)
+    cycle.apply_dispense(state, fill_event(START, "md-1"), noon(START), p)
+    assert state.run_out is not None
+    reminder_at = dict(cycle.reminder_times(state, p))[7]
+    # The PA runs out so that its reauthorization is planned on the reminder's day.
+    pa_expires_on = reminder_at.astimezone(ZoneInfo(p.timezone)).date() + timedelta(days=30)
+    woke = reminder_at + timedelta(milliseconds=40)
+    planned = cycle.next_due(state, p, woke, pa_expires_on=pa_expires_on, ties_by_plan=True)
+    assert planned is not None and planned.kind == "reauthorize" and planned.at == woke
+    caught_up = cycle.next_due(state, p, woke, pa_expires_on=pa_expires_on)
+    assert caught_up is not None and caught_up.kind == "reminder"

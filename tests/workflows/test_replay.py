@@ -2,9 +2,9 @@
 
 A change to workflow or interpreter code that breaks one of these would break running
 journeys: guard it with `workflow.patched(...)` instead. Record new goldens after a
-workflow change with `PITWALL_RECORD_HISTORIES=r9 .venv/bin/pytest tests/workflows`
+workflow change with `PITWALL_RECORD_HISTORIES=r10 .venv/bin/pytest tests/workflows`
 (test_journey.py, test_long_journeys.py, test_templates.py and test_refill_journey.py
-record them; r9 is the next revision name; keep the old files: they stand for journeys
+record them; r10 is the next revision name; keep the old files: they stand for journeys
 still running on the old code).
 r1: before the timeline; r2: with the timeline writer (patch timeline-v1); r3: a journey
 that continues as new (patch continue-as-new-v1): its first run, ending in the switch,
@@ -17,7 +17,9 @@ generation (one channel, `messaging.send`). r6: messages through the contact pol
 are left to fall back to). r7: specialty_start v2 (tasks in the queue, task-queue-v1;
 a pause indexed ON_HOLD, on-hold-stage-v1; a cancelled journey's open task cancelled,
 task-cancel-v1), and v1 again on the same code. r8: refill_adherence (a refill_watch
-step: dispenses, reminders, AT_RISK and back, discontinued; risk and PDC indexed).
+step: dispenses, reminders, AT_RISK and back, discontinued; risk and PDC indexed). r9:
+refill_adherence again, its next moves compared by when they were planned for
+(refill-due-ties-v1).
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 # A reminder more than this late (the journey was in a re-authorization) is not sent.
 STALE_REMINDER = timedelta(hours=12)
+# Two things planned for one instant go in their kind's order, however late the journey
+# woke (before: a caught-up reauthorization lost every tie to a reminder).
+DUE_TIES_PATCH = "refill-due-ties-v1"
 ON_THERAPY = "ON_THERAPY"
 AT_RISK = "AT_RISK"
 DISCONTINUED = "DISCONTINUED"
@@ -68,6 +71,7 @@ async def refill_watch(
             state, policy, now,
             pa_expires_on=_latest_date(j, step.pa_expires_on),
             copay_recheck=step.on_copay_recheck is not None and _cost_is_a_reason(state),
+            ties_by_plan=j.rt.patched(DUE_TIES_PATCH),
         )  # fmt: skip
         if due is not None and due.at <= now:
             target = await _act(j, step, state, policy, due, today)
