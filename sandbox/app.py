@@ -453,6 +453,12 @@ def create_app(
             process=process,
         )
 
+    def today_of(sc: Scenario, patient_ref: str | None) -> date | None:
+        """A stepped patient's date (UTC) by its clock; None: today's."""
+        if sc.clock != "stepped" or patient_ref is None:
+            return None
+        return state.clocks.clock(patient_ref).astimezone(UTC).date()
+
     def pa_notify(
         sc: Scenario,
         parsed: dict[str, Any],
@@ -466,8 +472,9 @@ def create_app(
         for those documents (`pa.info_requested`)."""
         event_id = str(uuid.uuid4())
         response = fhir.response_bundle(
-            parsed, pa_number, code, str(uuid.uuid4()), info, valid_days=sc.pa_valid_days
-        )
+            parsed, pa_number, code, str(uuid.uuid4()), info, valid_days=sc.pa_valid_days,
+            today=today_of(sc, parsed["patient_ref"]),
+        )  # fmt: skip
         note = fhir.notification_bundle(event_id, next(event_numbers), response)
         cb = Callback(
             service="payer",
@@ -572,8 +579,9 @@ def create_app(
                 "awaiting_info": bool(info),
             }
             bundle = fhir.response_bundle(
-                parsed, pa_number, code, str(uuid.uuid4()), valid_days=sc.pa_valid_days
-            )
+                parsed, pa_number, code, str(uuid.uuid4()), valid_days=sc.pa_valid_days,
+                today=today_of(sc, parsed["patient_ref"]),
+            )  # fmt: skip
             summary = {
                 "pa_number": pa_number,
                 "review_action_code": code,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
@@ -294,10 +294,12 @@ def claim_response(
     info_requests: list[str] | None = None,
     *,
     valid_days: int = PA_VALID_DAYS,
+    today: date | None = None,
 ) -> dict[str, Any]:
     """The PAS ClaimResponse; ``info_requests`` (full URLs of CommunicationRequests in the
     same Bundle) make a pended one ask for additional information. An approval (A1)
-    carries ``preAuthPeriod``: today (UTC) through today + ``valid_days``, as dates."""
+    carries ``preAuthPeriod``: today (UTC, or the patient's stepped clock's) through
+    today + ``valid_days``, as dates."""
     claim = parsed["claim"]
     item: dict[str, Any] = {
         "itemSequence": 1,
@@ -354,7 +356,7 @@ def claim_response(
     if info_requests:
         response["communicationRequest"] = [{"reference": url} for url in info_requests]
     if code == "A1":
-        today = utcnow().date()
+        today = today or utcnow().date()
         end = today + timedelta(days=valid_days)
         response["preAuthPeriod"] = {"start": today.isoformat(), "end": end.isoformat()}
     return response
@@ -368,6 +370,7 @@ def response_bundle(
     info_codes: list[str] | None = None,
     *,
     valid_days: int = PA_VALID_DAYS,
+    today: date | None = None,
 ) -> dict[str, Any]:
     """The PAS response Bundle; ``info_codes`` (LOINC): the pended ClaimResponse asks for
     those documents, one CommunicationRequest each (PAS "request for additional info").
@@ -381,7 +384,12 @@ def response_bundle(
         {
             "fullUrl": f"urn:uuid:{bundle_id}-cr",
             "resource": claim_response(
-                parsed, pa_number, code, [url for url, _, _ in requests], valid_days=valid_days
+                parsed,
+                pa_number,
+                code,
+                [url for url, _, _ in requests],
+                valid_days=valid_days,
+                today=today,
             ),
         }
     ]

@@ -5,14 +5,12 @@ opt out of messages."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
-from domain.actions import PartnerCall
 from domain.local_time import local_date
 from domain.partners import PartnerEvent
 from simulate.cohort_scenario import PatientScenario
+from simulate.payer_script import payer_answers
 from simulate.runtime import VirtualRuntime
 from simulate.script import Script, World
 
@@ -44,19 +42,6 @@ def dispensed(world: World, day: int, n: int) -> PartnerEvent:
     )  # fmt: skip
 
 
-def _prior_auth(
-    patient: PatientScenario,
-) -> Callable[[PartnerCall, VirtualRuntime], dict[str, Any]]:
-    def answer(call: PartnerCall, rt: VirtualRuntime) -> dict[str, Any]:
-        approved = patient.pa.endswith("approve")
-        expires = (rt.now() + timedelta(days=365)).date().isoformat()
-        return {"pa_number": f"PA-{patient.index}-{len(rt.calls)}",
-                "outcome": "approved" if approved else "denied",
-                "expires_on": expires if approved else None}  # fmt: skip
-
-    return answer
-
-
 def refill_script(world: World) -> Script:
     patient = world.patient
 
@@ -72,13 +57,6 @@ def refill_script(world: World) -> Script:
         params={"days_supply": patient.days_supply},
         context={"timezone": patient.timezone, "plan_type": patient.plan_type,
                  "pa_expires_on": world.day(150).date().isoformat()},
-        answers={
-            "pharmacy.enroll_refills": {"rx_id": rx_of(patient)},
-            "payer.verify_benefits": {"coverage_active": True,
-                                      "pa_required": patient.pa_required,
-                                      "plan_type": patient.plan_type},
-            "payer.submit_prior_auth": _prior_auth(patient),
-            "copay.enroll": {"enrollment_id": f"CP-{patient.index}", "outcome": "approved"},
-        },
+        answers={"pharmacy.enroll_refills": {"rx_id": rx_of(patient)}, **payer_answers(patient)},
         setup=setup,
     )  # fmt: skip
