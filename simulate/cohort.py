@@ -24,6 +24,7 @@ from domain.journey import JourneyStart, JourneyState
 from domain.template import JourneyTemplate
 from simulate.cohort_scenario import DAYS_PER_MONTH, CohortScenario, PatientScenario, sample
 from simulate.contacts import ContactBook
+from simulate.hub_script import hub_script
 from simulate.refill_script import refill_script
 from simulate.runtime import Simulated, VirtualRuntime, run_journey
 from simulate.script import PROGRAM, START, ScriptFactory, World, patient_ref, recipient
@@ -128,7 +129,10 @@ class Cohort:
         return sum(v >= 0.8 for v in values) / len(values) if values else None
 
 
-SCRIPTS: dict[str, ScriptFactory] = {"refill_adherence": refill_script}
+SCRIPTS: dict[str, ScriptFactory] = {
+    "refill_adherence": refill_script,
+    "specialty_start": hub_script,
+}
 
 
 class NoScript(ValueError):

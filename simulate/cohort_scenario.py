@@ -3,7 +3,9 @@
 A `CohortScenario` (a YAML file, see `simulate/scenarios/`) says how partners and
 patients behave across a cohort: the share needing PA, PA outcomes and turnaround,
 appeals, consent, claim rejects, pharmacy fill / ship / delivery times, outages, and
-patient replies, opt-outs, refill lateness, drop-out, time zones and plan types.
+patient replies, opt-outs, refill lateness, drop-out, time zones and plan types, and
+the hub's people: how long a task waits for the person it landed on (by role), the share
+nobody works, and the days from injection training to the first dose.
 
 `sample(scenario, n, seed, months)` draws one `PatientScenario` per patient: concrete
 numbers only. Patient i depends on (seed, i) alone, never on n or on the process (no
@@ -34,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -61,6 +63,21 @@ PlanType = Literal["commercial", "medicare", "medicaid"]
 ConsentOutcome = Literal["sign", "decline", "never"]
 DaysSupply = Literal[28, 30, 84, 90]
 Service = Literal["payer", "pharmacy", "consent", "copay"]
+# The roles templates open human tasks for (and escalate to); "default" stands for any
+# role a scenario does not name.
+Role = Literal[
+    "patient_navigator",
+    "reimbursement_specialist",
+    "case_manager",
+    "prescriber_office",
+    "nurse_educator",
+    "program_lead",
+]
+ROLES: tuple[Role, ...] = get_args(Role)
+DEFAULT_ROLE = "default"
+# Each role's k-th task of a patient has its own draw; past this many a role's tasks
+# take the draws again from the first (a loop that long is itself the finding).
+TASKS_PER_ROLE = 16
 
 K = TypeVar("K")
 
@@ -260,6 +277,16 @@ def _str_keys(value: object) -> object:
 RejectWeights = Annotated[dict[RejectCode, Weight], BeforeValidator(_str_keys), _Total]
 
 
+def _has_default(hours: Mapping[str, _Dist]) -> Mapping[str, _Dist]:
+    if DEFAULT_ROLE not in hours:
+        raise ValueError(f"name a {DEFAULT_ROLE!r} distribution (any role not named)")
+    return hours
+
+
+RoleKey = Role | Literal["default"]
+TaskHours = Annotated[dict[RoleKey, NonNegative], AfterValidator(_has_default)]
+
+
 def choose(rng: Random, weights: Mapping[K, float]) -> K:
     """A weighted choice, independent of the order the file listed the keys in."""
     keys = sorted(weights, key=str)
@@ -289,6 +316,10 @@ def _all_approved() -> dict[PaScenario, float]:
 
 def _all_sign() -> dict[ConsentOutcome, float]:
     return {"sign": 1.0}
+
+
+def _same_day_tasks() -> dict[RoleKey, Fixed | Uniform | Normal | LogNormal | Mixture]:
+    return {"default": LogNormal(dist="lognormal", median=8.0, p90=24.0)}
 
 
 class CohortScenario(BaseModel):
@@ -389,6 +420,26 @@ class CohortScenario(BaseModel):
         description="Fills a dropping-out patient makes before stopping (rounded, at least 1).",
     )
 
+    # hub staff, prescriber offices and the first dose
+    task_hours: TaskHours = Field(
+        default_factory=_same_day_tasks,
+        description="Hours (wall clock) from a human task opening to its completion by "
+        "the role it was opened for; `default` for any role not named.",
+    )
+    task_unworked_rate: Share = Field(
+        0.0,
+        description="Share of tasks nobody ever works: left to the SLA's escalations and "
+        "the task's give-up, if it has one.",
+    )
+    first_dose_days: NonNegative = Field(
+        default_factory=lambda: _fixed(2.0),
+        description="Days from the injection training (the onboarding task done) to the "
+        "first dose confirmed.",
+    )
+    first_dose_never_rate: Share = Field(
+        0.0, description="Share of trained patients whose first dose is never confirmed."
+    )
+
 
 # ---------------------------------------------------------------- one patient
 
@@ -420,6 +471,17 @@ class PatientScenario:
     opt_out_day: int | None
     dropout_after_fills: int | None  # None: keeps refilling to the horizon
     refill_days: tuple[int, ...]  # day offsets of each dispense from the refill start
+    # Per role (ROLES, then "default"): hours from its k-th task opening to completion,
+    # None: never worked (TASKS_PER_ROLE each; see `task_hours_for`).
+    task_hours: tuple[tuple[str, tuple[float | None, ...]], ...]
+    first_dose_days: float | None  # after the training; None: never confirmed
+
+    def task_hours_for(self, role: str, k: int) -> float | None:
+        """Hours until the `k`-th (from 0) task of `role` is completed; None: never.
+        A role the scenario does not know takes the "default" draws."""
+        by_role = dict(self.task_hours)
+        draws = by_role.get(role) or by_role.get(DEFAULT_ROLE) or ()
+        return draws[k % len(draws)] if draws else None
 
     def sandbox_scenario(
         self, seconds_per_day: float, *, outage_seconds: float = 0.5
@@ -427,7 +489,8 @@ class PatientScenario:
         """The sandbox `Scenario` JSON for this patient, a day lasting `seconds_per_day`
         real seconds. The outage lasts `outage_seconds` from the first call: less than the
         partner activities' first retry interval (1 s), so exactly one call gets the 503.
-        Replies, opt-outs and the time zone are not the partners': they are not in it."""
+        Replies, opt-outs, the time zone, tasks and the first dose are not the partners':
+        they are not in it."""
         seconds = seconds_per_day
         scenario: dict[str, Any] = {
             "pa_required": self.pa_required,
@@ -478,6 +541,19 @@ def _refill_days(
     return tuple(days)
 
 
+def _task_draws(s: CohortScenario, rng: Random, role: str) -> tuple[float | None, ...]:
+    """A role's task completions: both numbers drawn for every task, so a change of the
+    unworked rate leaves the hours as they were (and the other way round)."""
+    by_role: dict[str, _Dist] = {str(k): v for k, v in s.task_hours.items()}
+    dist = by_role.get(role) or by_role[DEFAULT_ROLE]
+    draws: list[float | None] = []
+    for _ in range(TASKS_PER_ROLE):
+        unworked = rng.random() < s.task_unworked_rate
+        hours = dist.sample(rng)
+        draws.append(None if unworked else hours)
+    return tuple(draws)
+
+
 def sample_patient(
     scenario: CohortScenario, seed: object, index: int, months: float
 ) -> PatientScenario:
@@ -524,6 +600,14 @@ def sample_patient(
     horizon = max(round(months * DAYS_PER_MONTH), 1)
     refill_days = _refill_days(s, refills, days_supply, horizon, stop_after if drops else None)
 
+    task_hours = tuple(
+        (role, _task_draws(s, _stream(seed, index, f"tasks:{role}"), role))
+        for role in (*ROLES, DEFAULT_ROLE)
+    )
+    dose = _stream(seed, index, "first_dose")
+    never_doses = dose.random() < s.first_dose_never_rate
+    first_dose_days = s.first_dose_days.sample(dose)
+
     return PatientScenario(
         index=index,
         seed=str(seed),
@@ -548,6 +632,8 @@ def sample_patient(
         opt_out_day=opt_out_day if opts_out else None,
         dropout_after_fills=stop_after if drops else None,
         refill_days=refill_days,
+        task_hours=task_hours,
+        first_dose_days=None if never_doses else first_dose_days,
     )
 
 
