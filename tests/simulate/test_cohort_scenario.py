@@ -312,3 +312,29 @@ def test_months_and_n_are_checked() -> None:
         sample(TYPICAL, 1, 0, months=0)
     with pytest.raises(ValueError, match="n must not"):
         sample(TYPICAL, -1, 0)
+
+
+# ---------------------------------------------------------------- hub staff, first dose
+
+
+def test_task_draws_are_per_role_and_the_unworked_rate_leaves_the_hours_alone() -> None:
+    sure = TYPICAL.model_copy(update={"task_unworked_rate": 0.0, "first_dose_never_rate": 0.0})
+    busy = TYPICAL.model_copy(update={"task_unworked_rate": 0.5, "first_dose_never_rate": 1.0})
+    a, b = sample_patient(sure, 9, 4, 12), sample_patient(busy, 9, 4, 12)
+    for role, hours in a.task_hours:
+        others = dict(b.task_hours)[role]
+        assert None not in hours
+        assert all(o is None or h == o for h, o in zip(hours, others, strict=True))
+    assert dict(a.task_hours)["nurse_educator"] != dict(a.task_hours)["patient_navigator"]
+    assert sum(h is None for _, hs in b.task_hours for h in hs) > 0
+    assert (a.first_dose_days is not None, b.first_dose_days) == (True, None)
+    # Everything else as it was (common random numbers).
+    assert a.refill_days == b.refill_days and a.pa_turnaround_days == b.pa_turnaround_days
+    # A role no scenario names takes the default draws; the k-th task past the draws wraps.
+    assert a.task_hours_for("pharmacist", 0) == dict(a.task_hours)["default"][0]
+    assert a.task_hours_for("case_manager", 16) == a.task_hours_for("case_manager", 0)
+
+
+def test_task_hours_need_a_default() -> None:
+    with pytest.raises(ScenarioError, match="task_hours"):
+        parse_scenario({"task_hours": {"nurse_educator": {"dist": "fixed", "value": 4}}})
