@@ -60,7 +60,7 @@ def run(
 
 
 def path(result: PatientResult) -> list[str]:
-    return [step for step, _, _ in result.steps]
+    return [step.step_id for step in result.steps]
 
 
 def to_therapy(cohort: Cohort) -> list[float]:
