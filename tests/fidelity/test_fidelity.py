@@ -29,7 +29,6 @@ from domain.template_loader import get_template
 from simulate.cohort import SCRIPTS, PatientResult, run_patient
 from simulate.cohort_scenario import DAYS_PER_MONTH, PatientScenario, load_scenario, sample
 from simulate.contacts import ContactBook
-from simulate.refill_script import GROUP
 from simulate.script import PHONE, World
 from tests.e2e.conftest import PROGRAM, Stack
 from tests.fidelity.driver import Driven, LockStep
@@ -55,7 +54,6 @@ def sandbox_scenario(patient: PatientScenario) -> dict[str, Any]:
     return {
         **patient.sandbox_scenario(DAY_SECONDS),
         "clock": "stepped",
-        "drug_groups": [GROUP],
         "sms_status_interval_seconds": 0,  # a receipt at once, as the simulator has it
     }
 

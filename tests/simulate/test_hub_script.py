@@ -23,7 +23,8 @@ from simulate.cohort_scenario import (
     load_scenario,
     sample_patient,
 )
-from simulate.hub_script import HubWorld, hub_script
+from simulate.hub_script import hub_script
+from simulate.sandbox_partners import SandboxPartners
 from simulate.script import START, World
 
 V1 = get_template("specialty_start", version=1)
@@ -162,7 +163,7 @@ def test_the_sandbox_words_pa_events_and_answers() -> None:
     an approval's validity from the day the notification was built."""
     patient = hand_made(pa="pend_info_approve")
     world = World(patient, "pt-sim000000", "simulated", START, START, None)  # type: ignore[arg-type]
-    hub = HubWorld(world)
+    hub = SandboxPartners(world)
     script = hub_script(world)
     assert script.answers["payer.verify_benefits"] == {
         "coverage_active": True, "pa_required": True, "out_of_pocket": 25.0,

@@ -1,7 +1,8 @@
-"""The hub script against the real sandbox: the same sampled patient, the same calls, through
-the production adapters on one side (HTTP, callbacks to a sink, parsed as the receiver
-parses them) and the script on the other; what the journey would be told must match, up
-to ids and the clock (a sandbox day lasts SPD real seconds)."""
+"""The simulator's partners (simulate/sandbox_partners.py) against the real sandbox: the
+same sampled patient, the same calls, through the production adapters on one side (HTTP,
+callbacks to a sink, parsed as the receiver parses them) and the script on the other;
+what the journey would be told must match, up to ids and the clock (a sandbox day lasts
+SPD real seconds)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from domain.journey import JourneyState
 from domain.partner_actions import ACTIONS, build_request
 from domain.partners import PartnerEvent
 from simulate.cohort_scenario import PatientScenario, load_scenario, sample_patient
-from simulate.hub_script import HubWorld
 from simulate.runtime import VirtualRuntime
+from simulate.sandbox_partners import SandboxPartners
 from simulate.script import START, World
 from tests.sandbox import harness
 
@@ -52,7 +53,7 @@ class Pair:
     def __init__(self, patient: PatientScenario, patient_ref: str) -> None:
         self.patient, self.ref = patient, patient_ref
         world = World(patient, patient_ref, "demo", START, START + timedelta(days=365), None)  # type: ignore[arg-type]
-        self.hub = HubWorld(world)
+        self.hub = SandboxPartners(world)
         state = JourneyState(
             journey_id=f"journey-{patient_ref}", template_id="t", template_version=1
         )
