@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 from cli.contacts import contacts as contacts_command
 from cli.keys import app as keys_app
 from cli.patients import app as patients_app
+from cli.simulate import simulate as simulate_command
 from cli.tasks import app as tasks_app
 from cli.templates import app as templates_app
 from cli.texts import text as text_command
@@ -255,6 +256,7 @@ def config_table() -> str:
 app.command("timeline")(timeline_command)
 app.command("contacts")(contacts_command)
 app.command("text")(text_command)
+app.command("simulate")(simulate_command)
 
 
 def main() -> None:

@@ -310,7 +310,7 @@ def time_to_therapy(
     if kind == "stage" and _starts_on_therapy(cohort, template):
         return TimeToTherapy(
             applicable=False, rule=rule,
-            reason="the journey starts on therapy (its first step enters a therapy stage)",
+            reason="the journey starts on therapy: its first step enters a therapy stage",
         )  # fmt: skip
     days = [d for d in (therapy_day(p, marker) for p in cohort.patients) if d is not None]
     n = len(cohort.patients)
@@ -525,6 +525,10 @@ NOTABLE_RULE = (
     "single patient moves a share by 1/N."
 )
 
+NOTABLE_SHORT = (
+    "|Δ| ≥ 10% and ≥ 1 d / 0.1 per patient / 1 event / 1 KiB; shares: ≥ 5 percentage points"
+)
+
 
 def is_notable(unit: str, a: float | None, b: float | None) -> bool:
     floor = FLOORS.get(unit)
@@ -629,3 +633,40 @@ def build_comparison(
         build_report(a, template_a, scenario_name=scenario_a, therapy_edges=edges),
         build_report(b, template_b, scenario_name=scenario_b, therapy_edges=edges),
     )
+
+
+# ------------------------------------------------------------------------ formatting
+
+
+def fmt(value: float | None, unit: str) -> str:
+    """A value for people: 12.5 d, 95.0%, 3.30 per patient, 64.4 KiB."""
+    if value is None:
+        return "n/a"
+    if unit == "days":
+        return f"{value:.1f} d"
+    if unit == "share":
+        return f"{100 * value:.1f}%"
+    if unit == "bytes":
+        return f"{value / 1024:.1f} KiB"
+    if unit == "seconds":
+        return f"{value:.2f} s"
+    if unit == "rate":
+        return f"{value:.1f} py/s"
+    return f"{value:.2f}"
+
+
+def fmt_delta(delta: Delta) -> tuple[str, str]:
+    """(absolute, relative) differences for people: +5.0 pp, +1.2 d, +10.0%."""
+    if delta.absolute is None:
+        return "n/a", "n/a"
+    a = delta.absolute
+    if delta.unit == "share":
+        absolute = f"{100 * a:+.1f} pp"
+    elif delta.unit == "bytes":
+        absolute = f"{a / 1024:+.1f} KiB"
+    elif delta.unit == "days":
+        absolute = f"{a:+.1f} d"
+    else:
+        absolute = f"{a:+.2f}"
+    relative = "n/a" if delta.relative is None else f"{100 * delta.relative:+.1f}%"
+    return absolute, relative
