@@ -60,8 +60,14 @@ class _Bad(Exception):
     """A bad argument: one line for the user, exit code 2."""
 
 
+def one_line(message: str) -> str:
+    """A message on one line (a YAML parser's carets and blank lines dropped)."""
+    parts = [line.strip() for line in message.splitlines()]
+    return " ".join(p for p in parts if p.strip("^ "))
+
+
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {one_line(message)}", err=True)
     return typer.Exit(2)
 
 
