@@ -241,6 +241,8 @@ def print_comparison(console: Console, cmp: Comparison) -> None:
                       if not x.time_to_therapy.applicable}  # fmt: skip
     for name, reason in not_applicable.items():
         console.print(f"Time to therapy for {name}: not applicable ({reason})", highlight=False)
+    for note in cmp.notes:
+        console.print(note, style="bold", highlight=False)
     console.print(f"{len(cmp.notable())} notable differences (◆): {NOTABLE_SHORT}",
                   highlight=False)  # fmt: skip
 

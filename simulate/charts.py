@@ -72,7 +72,7 @@ def _grouped(
     """Horizontal bars, one group per category, one bar per series (top to bottom)."""
     if not categories:
         return None
-    fig = _figure(max(2.4, 0.9 + 0.42 * len(categories) * max(1, len(series))))
+    fig = _figure(max(2.4, 1.2 + 0.28 * len(categories) * max(1, len(series))))
     ax = fig.subplots()
     n = len(series)
     height = 0.8 / n

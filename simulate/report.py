@@ -193,6 +193,7 @@ class Comparison(_Data):
     a: Report
     b: Report
     deltas: list[Delta]
+    notes: list[str] = []  # what a reader must know to read the differences
 
     def notable(self) -> list[Delta]:
         return [d for d in self.deltas if d.notable]
@@ -310,7 +311,7 @@ def time_to_therapy(
     if kind == "stage" and _starts_on_therapy(cohort, template):
         return TimeToTherapy(
             applicable=False, rule=rule,
-            reason="the journey starts on therapy: its first step enters a therapy stage",
+            reason="the journey starts on therapy, its first step entering a therapy stage",
         )  # fmt: skip
     days = [d for d in (therapy_day(p, marker) for p in cohort.patients) if d is not None]
     n = len(cohort.patients)
@@ -555,6 +556,8 @@ def _metrics(report: Report) -> list[tuple[str, str, Unit, float | None]]:
     for stage in report.funnel.stages:
         out.append(("funnel", f"reached {stage.stage}", "share", stage.share))
     n = report.run.patients or 1
+    for name, count in report.funnel.final_stage.items():
+        out.append(("outcome", f"final stage {name}", "share", count / n))
     for status, count in report.funnel.final_status.items():
         out.append(("outcome", f"status {status}", "share", count / n))
     for reason, count in report.funnel.outcome.items():
@@ -615,7 +618,15 @@ def compare(a: Report, b: Report) -> Comparison:
                 notable=is_notable(unit, va, vb),
             )
         )  # fmt: skip
-    return Comparison(rule=NOTABLE_RULE, a=a, b=b, deltas=deltas)
+    notes = []
+    ta, tb = a.time_to_therapy, b.time_to_therapy
+    if ta.applicable and tb.applicable and ta.rule != tb.rule:
+        notes.append(
+            f"Time to therapy is measured differently: A by the {ta.rule}, B by the {tb.rule}."
+        )
+    if a.run.months != b.run.months or a.run.patients != b.run.patients:
+        notes.append("The two runs differ in cohort size or horizon: compare per-patient values.")
+    return Comparison(rule=NOTABLE_RULE, a=a, b=b, deltas=deltas, notes=notes)
 
 
 def build_comparison(

@@ -182,7 +182,7 @@ def _cost(r: Report) -> str:
 
 def _delta_table(deltas: Sequence[Delta], a: str, b: str) -> str:
     if not deltas:
-        return _p("Nothing to compare.", "na")
+        return _p("Not applicable to either side (see each below).", "na")
     rows, classes = [], []
     for d in deltas:
         absolute, relative = fmt_delta(d)
@@ -270,6 +270,7 @@ def comparison_html(comparison: Comparison) -> str:
     else:
         body.append(_p("None by the rule below.", "na"))
     body.append(_p(f"Rule: {comparison.rule}"))
+    body += [_p(note, "lead") for note in comparison.notes]
     for heading, key, section, chart in SECTIONS:
         deltas = [d for d in comparison.deltas if d.section == key]
         body += [f"<h2>{escape(heading)}</h2>", _delta_table(deltas, "A", "B"),

@@ -306,3 +306,18 @@ def test_the_html_escapes_text_and_shows_days_only_as_aggregates() -> None:
     # Time to therapy and the funnel; no messages, tasks or PDC to draw.
     assert page.count('src="data:image/png;base64,') == 2
     assert "Time to therapy" in page and "specialty_start@2" in page
+
+
+def test_compare_says_when_the_two_templates_measure_therapy_differently() -> None:
+    v1 = cohort([patient(0, stages=[("CONSENT_PENDING", 0), ("DELIVERED", 20)])],
+                template="specialty_start@1")  # fmt: skip
+    v2 = hub_cohort([25.0])
+    comparison = compare(build_report(v1, HUB_V1), build_report(v2, HUB_V2))
+    assert any("measured differently" in note for note in comparison.notes)
+    p50 = next(d for d in comparison.deltas if d.metric == "p50")
+    assert (p50.a, p50.b, p50.absolute) == (20.0, 25.0, 5.0)
+    assert "measured differently" in to_html(comparison)
+    # Where journeys stopped: DELIVERED for A's patient, ONBOARDED for B's.
+    ended = {d.metric: (d.a, d.b) for d in comparison.deltas if d.section == "outcome"}
+    assert ended["final stage DELIVERED"] == (1.0, 0.0)
+    assert ended["final stage ONBOARDED"] == (0.0, 1.0)
