@@ -300,7 +300,7 @@ def simulate(
     label_a, label_b = scenario_label(scenario), scenario_label(other_scenario)
     stderr = Console(stderr=True)
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
         TextColumn("patients"), _Throughput(months), TimeElapsedColumn(),
         console=stderr, transient=True,
     ) as progress:  # fmt: skip
