@@ -45,13 +45,23 @@ class HubPeople:
             return
         if change.change != "opened":
             return
-        k = self.opened_by_role[change.role]
-        self.opened_by_role[change.role] += 1
-        hours = self.patient.task_hours_for(change.role, k)
-        if hours is None:
-            return  # nobody ever works it
-        done = change.opened_at + timedelta(hours=hours)
-        rt.later(done, lambda: self._complete(rt, change, done))
+        done = self.completion_at(change.role, change.opened_at)
+        if done is not None:
+            rt.later(done, lambda: self._complete(rt, change, done))
+
+    def completion_at(self, role: str, opened_at: datetime) -> datetime | None:
+        """When the task of `role` opened now is completed (the patient's next draw for
+        that role); None: nobody ever works it."""
+        k = self.opened_by_role[role]
+        self.opened_by_role[role] += 1
+        hours = self.patient.task_hours_for(role, k)
+        return None if hours is None else opened_at + timedelta(hours=hours)
+
+    def first_dose_at(self, step_id: str, done: datetime) -> datetime | None:
+        """The onboarding task done then: when the patient confirms the first dose."""
+        if step_id != ONBOARDING_STEP or self.patient.first_dose_days is None:
+            return None
+        return done + timedelta(days=self.patient.first_dose_days)
 
     def _complete(self, rt: VirtualRuntime, change: TaskChange, at: datetime) -> None:
         if change.task_id in self.closed or rt.state.status != "running":
@@ -62,11 +72,11 @@ class HubPeople:
             PartnerEvent(
                 event_id=f"task-sim{self.patient.index}-{n}-completed", type=TASK_COMPLETED,
                 correlation_key=change.task_id, journey_ref=change.journey_ref, occurred_at=at,
-                data={"outcome": None, "by": f"sim-{change.role}"},
+                data={"outcome": "done", "by": f"sim-{change.role}"},  # the API's default
             )
         )  # fmt: skip
-        if change.step_id == ONBOARDING_STEP and self.patient.first_dose_days is not None:
-            dose = at + timedelta(days=self.patient.first_dose_days)
+        dose = self.first_dose_at(change.step_id, at)
+        if dose is not None:
             rt.deliver(
                 PartnerEvent(
                     event_id=f"first-dose-{change.task_id}-{self.world.patient_ref}",

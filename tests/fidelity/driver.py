@@ -6,7 +6,8 @@ skipping; the sandbox plays the patient's callbacks on a stepped clock (scenario
 activity, no workflow task, no callback being delivered), then moves both clocks to the
 next thing due: a workflow timer (read off the run's history) or a sandbox callback,
 whichever is first; at a tie, the callback goes first, as the simulator's scheduler
-does. At the horizon it cancels the journey ("horizon"), as the simulator does.
+does. People (hub staff, the patient) act on their own agenda, a third source. At the
+horizon it cancels the journey ("horizon"), as the simulator does.
 
 Along the way it records every step the journey completes (the state keeps only the
 last few), so the whole step sequence can be compared with the simulator's.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +38,18 @@ SETTLE_POLL = 0.03
 SETTLE_WITHIN = 60.0
 
 
+@dataclass(frozen=True)
+class PersonAction:
+    """What a person does at a journey time: completes a task, confirms a dose."""
+
+    at: datetime
+    run: Callable[[], Awaitable[None]]
+
+
+# The people's agenda: after each settle, what they will do next (done ones dropped).
+People = Callable[[], Awaitable[list[PersonAction]]]
+
+
 @dataclass
 class Driven:
     journey_id: str
@@ -53,6 +67,7 @@ class LockStep:
         journey_id: str,
         patient_ref: str,
         horizon: datetime,
+        people: People | None = None,
     ) -> None:
         self.env = env
         self.journeys = journeys
@@ -60,6 +75,7 @@ class LockStep:
         self.journey_id = journey_id
         self.patient_ref = patient_ref
         self.horizon = horizon
+        self.people = people
         self.steps: list[StepRecord] = []
         self._counted = 0
         self.moves = 0
@@ -78,8 +94,18 @@ class LockStep:
             now = await self._now()
             timer = await self._next_timer()
             callback = await self._next_callback()
+            agenda = await self.people() if self.people else []
+            person = min(agenda, key=lambda a: a.at) if agenda else None
             self.moves += 1
             if (
+                person is not None
+                and person.at <= self.horizon
+                and all(t is None or person.at < t for t in (callback, timer))
+            ):
+                await self._forward(person.at - TIE_MARGIN, now)
+                await self._sandbox_to(person.at - TIE_MARGIN)
+                await person.run()
+            elif (
                 callback is not None
                 and callback <= self.horizon
                 and (timer is None or callback <= timer)
