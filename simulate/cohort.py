@@ -92,6 +92,14 @@ class PatientResult:
         return Counter(d.label for d in self.decisions)
 
     @property
+    def pdc(self) -> float | None:
+        """The latest measurement year closed within the horizon, else the open year's PDC
+        to date (a 12-month run's open year has only begun at its horizon)."""
+        if self.pdc_by_year:
+            return self.pdc_by_year[max(self.pdc_by_year)]
+        return self.pdc_year_to_date
+
+    @property
     def tasks(self) -> Counter[str]:
         return Counter(t.role for t in self.task_records)
 
@@ -125,7 +133,7 @@ class Cohort:
         return total
 
     def adherent_share(self) -> float | None:
-        values = [p.pdc_year_to_date for p in self.patients if p.pdc_year_to_date is not None]
+        values = [p.pdc for p in self.patients if p.pdc is not None]
         return sum(v >= 0.8 for v in values) / len(values) if values else None
 
 

@@ -686,5 +686,8 @@ def load_scenario(path: str | Path) -> CohortScenario:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"{file}: not valid YAML: {exc}") from None
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        problem = getattr(exc, "problem", None) or "cannot parse"
+        raise ScenarioError(f"{file}: not valid YAML{line}: {problem}") from None
     return parse_scenario(data, str(file))

@@ -434,19 +434,12 @@ def tasks(cohort: Cohort) -> Tasks:
 # ------------------------------------------------------------------------ adherence
 
 
-def patient_pdc(patient: PatientResult) -> float | None:
-    """The latest closed measurement year's PDC, else the open year's PDC to date."""
-    if patient.pdc_by_year:
-        return patient.pdc_by_year[max(patient.pdc_by_year)]
-    return patient.pdc_year_to_date
-
-
 def adherence(cohort: Cohort) -> Adherence:
     rule = (
         "one PDC per patient: the latest measurement year closed within the horizon, else "
         f"the open year to date; adherent when PDC >= {ADHERENT_PDC}"
     )
-    values = [v for v in (patient_pdc(p) for p in cohort.patients) if v is not None]
+    values = [v for v in (p.pdc for p in cohort.patients) if v is not None]
     if not values:
         return Adherence(tracked=False, rule="the template does not track adherence (no PDC)")
     return Adherence(
