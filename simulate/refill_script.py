@@ -1,12 +1,14 @@
 """refill_adherence's world for one sampled patient: the partners answer as the sandbox
 does (simulate/sandbox_partners.py: the pharmacy's refill program sends each dispense at
 the sampled day, the payer answers benefits and re-authorization, the copay program
-enrolls), and the patient may opt out of messages."""
+enrolls), the hub's staff work the tasks the watch opens (simulate/people.py), and the
+patient may opt out of messages."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from simulate.people import People
 from simulate.runtime import VirtualRuntime
 from simulate.sandbox_partners import SandboxPartners
 from simulate.script import Script, World
@@ -18,7 +20,10 @@ PA_ON_FILE_DAYS = 150
 def refill_script(world: World) -> Script:
     patient = world.patient
 
+    people = People(world)
+
     def setup(rt: VirtualRuntime) -> None:
+        people.observe_tasks(rt)  # the nurse calls, the office notes, the PA review
         if patient.opts_out and patient.opt_out_day is not None:
             rt.later(world.day(patient.opt_out_day), lambda: world.book.opt_out(world.patient_ref))
 

@@ -7,7 +7,7 @@ the real worker, receiver, store and contact gate, against the sandbox driven by
 same sampled scenario on a stepped clock (tests/fidelity/driver.py). Per patient, the
 two must agree on the step sequence and outcomes, every contact decision and every task
 opened; any difference fails with a readable diff. Two templates: refill_adherence, and
-the hub journey (specialty_start v2), whose people (hub staff, the patient) act on the
+the hub journey (specialty_start v2). The people (hub staff, the patient) act on the
 simulator's own agenda in the real run too, through the task and events APIs.
 
 To look at one difference: PITWALL_FIDELITY_ONLY=<patient index> runs that patient alone
@@ -33,7 +33,7 @@ from domain.template_loader import get_template
 from simulate.cohort import SCRIPTS, PatientResult, run_patient
 from simulate.cohort_scenario import DAYS_PER_MONTH, PatientScenario, load_scenario, sample
 from simulate.contacts import ContactBook
-from simulate.hub_script import FIRST_DOSE, HubPeople
+from simulate.people import FIRST_DOSE, People
 from simulate.script import PHONE, World
 from store.tasks import OPEN
 from tests.e2e.conftest import PROGRAM, Stack
@@ -89,13 +89,13 @@ async def register(stack: Stack, patient: PatientScenario) -> str:
 
 class RealPeople:
     """The hub's staff and the patient in the real run, on the simulator's agenda
-    (HubPeople: the same draws in the same order): a task the queue shows is completed
+    (People: the same draws in the same order): a task the queue shows is completed
     through the task API when its draw says, and after the onboarding task the patient
     confirms the first dose through the events API."""
 
     def __init__(self, stack: Stack, world: World, journey_id: str) -> None:
         self.stack, self.ref, self.journey_id = stack, world.patient_ref, journey_id
-        self.hub = HubPeople(world)
+        self.hub = People(world)
         self.seen: set[int] = set()
         self.agenda: dict[str, PersonAction] = {}
 
@@ -156,9 +156,7 @@ async def run_real(
         state = await stack.journeys.state(ack.journey_id)
         assert state.started_at is not None
         horizon = state.started_at + timedelta(days=horizon_days)
-        people = (
-            RealPeople(stack, world, ack.journey_id) if template.id == "specialty_start" else None
-        )
+        people = RealPeople(stack, world, ack.journey_id)  # staff work its tasks
         driver = LockStep(env, stack.journeys, sandbox, ack.journey_id, ref, horizon, people)
         driven = await driver.run()
     return Real(patient, ref, state.started_at, driven)
