@@ -87,11 +87,14 @@ def _grouped(
     ax.set_yticks(range(len(categories)), categories, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=10)
     ax.margins(x=0.15)
-    if n > 1 or overlay:
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+    if n > 1 or overlay:  # above the bars, under the title, whatever the chart's height
+        rows = -(-(n * (2 if overlay else 1)) // 2)
+        ax.set_title(title, fontsize=10, pad=8 + 14 * rows)
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
                   frameon=False)  # fmt: skip
+    else:
+        ax.set_title(title, fontsize=10)
     return _png(fig)
 
 
