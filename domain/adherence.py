@@ -144,22 +144,46 @@ def pdc(
     disenrollment or death (`ends_on`)."""
     kept = counted(fills, groups)
     end = min(period.end, ends_on) if ends_on is not None else period.end
-    by_group = covered_days_by_group([f for f in kept if f.filled_on <= end], carry)
-    if groups is not None:
-        wanted = frozenset(groups)
-        by_group = {g: d for g, d in by_group.items() if g in wanted}
-    in_window = {d for days in by_group.values() for d in days if period.start <= d <= end}
+    wanted = frozenset(groups) if groups is not None else None
+    spans = _covered_spans([f for f in kept if f.filled_on <= end], carry, wanted)
+    # The covered days in the window: the groups' spans clipped to it, overlaps once.
+    first, last = period.start.toordinal(), end.toordinal()
+    clipped = sorted((max(a, first), min(b, last + 1)) for a, b in spans if a <= last and b > first)
+    covered, reach, index_ordinal = 0, first, None
+    for a, b in clipped:
+        a = max(a, reach)
+        if b > a:
+            covered += b - a
+            reach = b
+            if index_ordinal is None:
+                index_ordinal = a
     why: list[str] = []
     fill_dates = {f.filled_on for f in kept if f.filled_on in period}
     if len(fill_dates) < 2:
         why.append("fewer than two fills on different dates in the period")
-    if not in_window:
+    if index_ordinal is None:
         return Pdc(0, None, False, (*why, "no supply in the period"))
-    index = min(in_window)
+    index = date.fromordinal(index_ordinal)
     if (period.end - index).days < POPULATION_MIN_DAYS:
         why.append(f"index date less than {POPULATION_MIN_DAYS} days before the period ends")
     treatment = Period(index, end)
-    return Pdc(len(in_window), treatment, not why, tuple(why))
+    return Pdc(covered, treatment, not why, tuple(why))
+
+
+def _covered_spans(
+    fills: Sequence[Fill], carry: Carry | None, wanted: frozenset[str] | None
+) -> list[tuple[int, int]]:
+    """`covered_days_by_group` as spans of day ordinals, [first, past the last), for the
+    `wanted` groups (default: all): the same days, without listing them one by one."""
+    spans: list[tuple[int, int]] = []
+    next_free: dict[str, date] = dict(carry or {})
+    for fill in fills:
+        for group in sorted(fill.drug_groups):
+            start = max(fill.filled_on, next_free.get(group, fill.filled_on))
+            next_free[group] = start + fill.days_supply * _DAY
+            if wanted is None or group in wanted:
+                spans.append((start.toordinal(), start.toordinal() + fill.days_supply))
+    return spans
 
 
 def mpr(fills: Iterable[Fill], period: Period, groups: Iterable[str] | None = None) -> Fraction:

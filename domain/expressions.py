@@ -12,6 +12,7 @@ import ast
 import operator
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 
@@ -59,7 +60,15 @@ _MISSING = object()
 
 
 def parse(source: str) -> ast.expr:
-    """Parse and check an expression; raises ExpressionError naming what is not allowed."""
+    """Parse and check an expression; raises ExpressionError naming what is not allowed.
+
+    Parsed once per source text (a template's expressions are evaluated at every turn of
+    a journey); the tree is shared, so nothing may change it (evaluation only reads it)."""
+    return _parse(source)
+
+
+@lru_cache(maxsize=4096)
+def _parse(source: str) -> ast.expr:
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:

@@ -3,8 +3,9 @@ Each expected figure is worked out in the comment beside it, day by day."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
+from random import Random
 
 import pytest
 
@@ -12,6 +13,8 @@ from domain.adherence import (
     ADHERENT_ANTIRETROVIRAL,
     Fill,
     Period,
+    counted,
+    covered_days_by_group,
     earliest_payable_refill,
     mpr,
     pdc,
@@ -138,3 +141,35 @@ def test_a_fill_needs_a_supply_and_a_group() -> None:
         Fill(date(2026, 1, 1), 30, frozenset())
     with pytest.raises(ValueError, match="ends on or after"):
         Period(date(2026, 2, 1), date(2026, 1, 1))
+
+
+def test_pdc_counts_exactly_the_covered_days_the_groups_lay_out() -> None:
+    """PDC counts spans of days; on random fills (groups, early refills, carry, a death
+    date, a group filter) it agrees with the days `covered_days_by_group` lists."""
+    rng = Random(12)
+    groups = ("adalimumab", "etanercept", "certolizumab")
+    for _ in range(300):
+        fills = [
+            fill(date(2025, 11, 1) + timedelta(days=rng.randrange(0, 420)),
+                 rng.choice((7, 28, 30, 90)), *rng.sample(groups, rng.randint(1, 2)),
+                 status=rng.choice(("completed",) * 5 + ("cancelled",)))
+            for _ in range(rng.randrange(0, 12))
+        ]  # fmt: skip
+        carry = {g: date(2025, 12, 1) + timedelta(days=rng.randrange(0, 60))
+                 for g in groups if rng.random() < 0.3}  # fmt: skip
+        wanted = set(rng.sample(groups, rng.randint(1, 3))) if rng.random() < 0.5 else None
+        ends_on = date(2026, 1, 1) + timedelta(days=rng.randrange(0, 400))
+        ends = ends_on if rng.random() < 0.3 else None
+        result = pdc(fills, YEAR, groups=wanted, ends_on=ends, carry=carry)
+
+        end = min(YEAR.end, ends) if ends else YEAR.end
+        kept = [f for f in counted(fills, wanted) if f.filled_on <= end]
+        days = {
+            d
+            for g, covered in covered_days_by_group(kept, carry).items()
+            if wanted is None or g in wanted
+            for d in covered
+            if YEAR.start <= d <= end
+        }
+        assert result.covered_days == len(days)
+        assert (result.treatment.start if result.treatment else None) == min(days, default=None)
