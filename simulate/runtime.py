@@ -263,12 +263,23 @@ class VirtualRuntime:
         return task.result()
 
     async def _settle(self, task: asyncio.Future[Any]) -> None:
-        """Let every runnable branch run until all of them wait (nothing here does I/O)."""
+        """Let every runnable branch run until all of them wait (nothing here does I/O).
+
+        Exactly: the loop's ready queue holds every callback still to run this round and
+        every one scheduled since, so when the driver resumes to find it empty, nothing
+        but the driver can move (no I/O, no loop timers here). A loop without that queue
+        falls back to spinning until the journey's ticks stop moving."""
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        if ready is None:
+            while True:
+                before = self._ticks
+                for _ in range(8):
+                    await asyncio.sleep(0)
+                if self._ticks == before or task.done():
+                    return
         while True:
-            before = self._ticks
-            for _ in range(8):
-                await asyncio.sleep(0)
-            if self._ticks == before or task.done():
+            await asyncio.sleep(0)
+            if not ready or task.done():
                 return
 
     def _deliver_due(self) -> None:
