@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _SHORT = re.compile(r"^(?:\d+(?:\.\d+)?[smhdw])+$")
@@ -27,6 +28,7 @@ def is_duration(text: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=1024)  # a template's few durations, read at every step
 def parse_duration(text: str) -> timedelta:
     value = text.strip()
     if _SHORT.match(value):

@@ -107,7 +107,113 @@ def names(source: str) -> set[str]:
 
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
-    return _eval(parse(source), context, source)
+    return _compiled(source)(context)
+
+
+# -- evaluation ----------------------------------------------------------------------------
+# A checked tree is turned once into nested closures (one per node) that do what `_eval`
+# does walking it, in the same order with the same errors, without matching each node's
+# type again at every evaluation. `_eval` stays the reference (tests compare the two).
+
+Compiled = Callable[[Mapping[str, Any]], Any]
+_WORDS = {"true": True, "false": False, "null": None}
+
+
+@lru_cache(maxsize=4096)
+def _compiled(source: str) -> Compiled:
+    return _compile(parse(source), source)
+
+
+def _compile(node: ast.expr, src: str) -> Compiled:
+    match node:
+        case ast.Constant(value=value):
+            return lambda ctx: value
+        case ast.Name(id=name):
+            if name in _WORDS:
+                word = _WORDS[name]
+                return lambda ctx: word
+            return lambda ctx: ctx.get(name)
+        case ast.Attribute(value=obj, attr=attr):
+            of = _compile(obj, src)
+            return lambda ctx: _lookup(of(ctx), attr)
+        case ast.Subscript(value=container, slice=key):
+            within, at = _compile(container, src), _compile(key, src)
+            return lambda ctx: _lookup(within(ctx), at(ctx))
+        case ast.BoolOp(op=ast.And(), values=operands):
+            every = [_compile(o, src) for o in operands]
+
+            def both(ctx: Mapping[str, Any]) -> Any:
+                result: Any = True
+                for operand in every:
+                    result = operand(ctx)
+                    if not result:
+                        return result
+                return result
+
+            return both
+        case ast.BoolOp(op=ast.Or(), values=operands):
+            either = [_compile(o, src) for o in operands]
+
+            def first(ctx: Mapping[str, Any]) -> Any:
+                result: Any = False
+                for operand in either:
+                    result = operand(ctx)
+                    if result:
+                        return result
+                return result
+
+            return first
+        case ast.UnaryOp(op=ast.Not(), operand=operand):
+            negated = _compile(operand, src)
+            return lambda ctx: not negated(ctx)
+        case ast.UnaryOp(op=ast.USub(), operand=operand):
+            minus = _compile(operand, src)
+            return lambda ctx: _apply(lambda v, _: -v, minus(ctx), None, src)
+        case ast.BinOp(left=left, op=binop, right=right):
+            fn, lhs, rhs = _BINARY[type(binop)], _compile(left, src), _compile(right, src)
+            return lambda ctx: _apply(fn, lhs(ctx), rhs(ctx), src)
+        case ast.Compare(left=left, ops=ops, comparators=comparators):
+            head = _compile(left, src)
+            chain = [
+                (_COMPARE[type(o)], _compile(c, src)) for o, c in zip(ops, comparators, strict=True)
+            ]
+
+            def compare(ctx: Mapping[str, Any]) -> Any:
+                current = head(ctx)
+                for fn, comparator in chain:
+                    other = comparator(ctx)
+                    if not _apply(fn, current, other, src):
+                        return False
+                    current = other
+                return True
+
+            return compare
+        case ast.IfExp(test=test, body=body, orelse=orelse):
+            cond, then, otherwise = _compile(test, src), _compile(body, src), _compile(orelse, src)
+            return lambda ctx: then(ctx) if cond(ctx) else otherwise(ctx)
+        case ast.List(elts=elts) | ast.Tuple(elts=elts):
+            items = [_compile(e, src) for e in elts]
+            return lambda ctx: [item(ctx) for item in items]
+        case ast.Call(func=ast.Name(id=fn_name), args=args):
+            arguments = [_compile(a, src) for a in args]
+
+            def call(ctx: Mapping[str, Any]) -> Any:
+                values = [a(ctx) for a in arguments]
+                try:
+                    return FUNCTIONS[fn_name](*values)
+                except ExpressionError:
+                    raise
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise ExpressionError(
+                        f"{src!r}: {fn_name}() of {values!r} failed: {exc}"
+                    ) from exc
+
+            return call
+
+    def cannot(ctx: Mapping[str, Any]) -> Any:
+        raise ExpressionError(f"cannot evaluate {ast.dump(node)} in {src!r}")
+
+    return cannot
 
 
 def _lookup(container: Any, key: Any) -> Any:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -133,11 +134,16 @@ class RefillPolicy:
 
     def at(self, day: date) -> datetime:
         """This journey's instant on `day`: the local send hour plus its jitter (UTC)."""
-        local = datetime.combine(day, SEND_AT, ZoneInfo(self.timezone))
-        return local.astimezone(UTC) + jitter(self.jitter_key)
+        return _send_instant(day, self.timezone, self.jitter_key)
 
     def today(self, now: datetime) -> date:
         return local_date(now, self.timezone)
+
+
+@lru_cache(maxsize=8192)  # a turn asks for the same few days again and again
+def _send_instant(day: date, timezone: str, jitter_key: str) -> datetime:
+    local = datetime.combine(day, SEND_AT, ZoneInfo(timezone))
+    return local.astimezone(UTC) + jitter(jitter_key)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 REMINDER_LEADS = (7, 3, 1)  # days before run-out
@@ -18,6 +19,7 @@ SEND_AT = time(10, 0)  # local
 SPREAD = timedelta(hours=2)  # reminders fall in [10:00, 12:00) local
 
 
+@lru_cache(maxsize=4096)  # asked at every turn of a journey; a hash each time otherwise
 def jitter(key: str, spread: timedelta = SPREAD) -> timedelta:
     """A stable offset in [0, spread), to the second, for this key."""
     seconds = int(spread.total_seconds())

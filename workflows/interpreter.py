@@ -11,6 +11,7 @@ expressions, durations, idempotency keys, waits, holds for an operator.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -132,20 +133,18 @@ class JourneyInterpreter:
         return target
 
     # -- what handlers share ---------------------------------------------------------
-    def scope(self) -> dict[str, Any]:
+    def scope(self) -> Mapping[str, Any]:
+        """What expressions read: params, context, steps, events, loops, journey."""
+        return _Scope(self)
+
+    def journey_names(self) -> dict[str, Any]:
+        state = self.state
         return {
-            "params": self.params,
-            "context": self.start.context,
-            "steps": self.outputs,
-            "events": self.events,
-            "loops": {name: {"iteration": n} for name, n in self.state.loops.items()},
-            "journey": {
-                "id": self.state.journey_id,
-                "program": self.start.program,
-                "patient_ref": self.start.patient_ref,
-                "started_at": self.state.started_at.isoformat() if self.state.started_at else None,
-                "today": self.today().isoformat(),
-            },
+            "id": state.journey_id,
+            "program": self.start.program,
+            "patient_ref": self.start.patient_ref,
+            "started_at": state.started_at.isoformat() if state.started_at else None,
+            "today": self.today().isoformat(),
         }
 
     def eval(self, expression: str) -> Any:
@@ -210,3 +209,42 @@ class JourneyInterpreter:
     def clear_attention(self) -> None:
         self.state.needs_attention = False
         self.state.attention_reason = None
+
+
+class _Scope(Mapping[str, Any]):
+    """An interpreter's scope as of now, each root built when an expression first reads it
+    (a turn evaluates several expressions, most of which read one root): the same names
+    and values as building them all up front."""
+
+    ROOTS = ("params", "context", "steps", "events", "loops", "journey")
+
+    def __init__(self, j: JourneyInterpreter) -> None:
+        self._j = j
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._built:
+            return self._built[name]
+        j = self._j
+        if name == "params":
+            value: Any = j.params
+        elif name == "context":
+            value = j.start.context
+        elif name == "steps":
+            value = j.outputs
+        elif name == "events":
+            value = j.events
+        elif name == "loops":
+            value = {loop: {"iteration": n} for loop, n in j.state.loops.items()}
+        elif name == "journey":
+            value = j.journey_names()
+        else:
+            raise KeyError(name)
+        self._built[name] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ROOTS)
+
+    def __len__(self) -> int:
+        return len(self.ROOTS)

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from domain.expressions import ExpressionError, evaluate, names, parse
+from domain.expressions import ExpressionError, _eval, evaluate, names, parse
 
 CTX = {
     "steps": {"benefits": {"pa_required": True, "copay": 40}, "pa": {"outcome": "denied"}},
@@ -13,31 +13,31 @@ CTX = {
 }
 
 
-@pytest.mark.parametrize(
-    ("source", "expected"),
-    [
-        ("steps.benefits.pa_required and steps.pa.outcome == 'denied'", True),
-        ("steps.benefits.pa_required and steps.pa.outcome == 'approved'", False),
-        ("steps.nope.x or 'fallback'", "fallback"),
-        ("not steps.benefits.pa_required", False),
-        ("not steps.nope", True),
-        ("steps.benefits.copay >= 40", True),
-        ("steps.benefits.copay != 40", False),
-        ("10 < steps.benefits.copay <= 40", True),
-        ("10 < steps.benefits.copay < 40", False),
-        ("steps.pa.outcome in ['denied', 'withdrawn']", True),
-        ("steps.pa.outcome not in ('denied',)", False),
-        ("params.days_supply - params.refill_lead_days", 21),
-        ("params.days_supply % 5 * 2 + -1", 5),
-        ("events.delivered.items[1]", 2),
-        ("events.delivered.items[9]", None),
-        ("events.delivered['items'][-1]", 3),
-        ("len(events.delivered.items) + max(1, 4) - min(2, 3)", 5),
-        ("'yes' if steps.benefits.pa_required else 'no'", "yes"),
-        ("true and not false", True),
-        ("steps.nope == null", True),
-    ],
-)
+VALUES = [
+    ("steps.benefits.pa_required and steps.pa.outcome == 'denied'", True),
+    ("steps.benefits.pa_required and steps.pa.outcome == 'approved'", False),
+    ("steps.nope.x or 'fallback'", "fallback"),
+    ("not steps.benefits.pa_required", False),
+    ("not steps.nope", True),
+    ("steps.benefits.copay >= 40", True),
+    ("steps.benefits.copay != 40", False),
+    ("10 < steps.benefits.copay <= 40", True),
+    ("10 < steps.benefits.copay < 40", False),
+    ("steps.pa.outcome in ['denied', 'withdrawn']", True),
+    ("steps.pa.outcome not in ('denied',)", False),
+    ("params.days_supply - params.refill_lead_days", 21),
+    ("params.days_supply % 5 * 2 + -1", 5),
+    ("events.delivered.items[1]", 2),
+    ("events.delivered.items[9]", None),
+    ("events.delivered['items'][-1]", 3),
+    ("len(events.delivered.items) + max(1, 4) - min(2, 3)", 5),
+    ("'yes' if steps.benefits.pa_required else 'no'", "yes"),
+    ("true and not false", True),
+    ("steps.nope == null", True),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), VALUES)
 def test_evaluate(source: str, expected: object) -> None:
     assert evaluate(source, CTX) == expected
 
@@ -91,17 +91,17 @@ def test_forbidden_constructs(source: str, words: str) -> None:
     assert words in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("source", "words"),
-    [
-        ("steps.nope < 3", "cannot combine NoneType and int"),
-        ("1 / 0", "division by zero"),
-        ("-steps.nope", "cannot combine NoneType"),
-        ("days(steps.nope)", "days() of [None] failed"),
-        ("len(3)", "len() of [3] failed"),
-        ("min()", "min() of [] failed"),
-    ],
-)
+RUNTIME_ERRORS = [
+    ("steps.nope < 3", "cannot combine NoneType and int"),
+    ("1 / 0", "division by zero"),
+    ("-steps.nope", "cannot combine NoneType"),
+    ("days(steps.nope)", "days() of [None] failed"),
+    ("len(3)", "len() of [3] failed"),
+    ("min()", "min() of [] failed"),
+]
+
+
+@pytest.mark.parametrize(("source", "words"), RUNTIME_ERRORS)
 def test_runtime_errors_are_expression_errors(source: str, words: str) -> None:
     with pytest.raises(ExpressionError) as caught:
         evaluate(source, CTX)
@@ -112,3 +112,26 @@ def test_names_are_the_context_roots_read() -> None:
     source = "at(events.delivered.occurred_at) + days(params.n) > journey.started_at"
     assert names(source) == {"events", "params", "journey"}
     assert names("true and null") == {"true", "null"}
+
+
+def test_compiled_evaluation_answers_as_the_tree_walk() -> None:
+    """`evaluate` runs each expression compiled once into closures; it gives what walking
+    the checked tree gives (`_eval`, the reference), values and errors alike."""
+    cases = [
+        *(source for source, _ in VALUES),
+        *(source for source, _ in RUNTIME_ERRORS),
+        "at(events.delivered.occurred_at) + days(params.days_supply - params.refill_lead_days)",
+        "steps.benefits.copay if steps.nope else [1, (2, 3), -params.days_supply]",
+        "steps.nope or steps.pa.outcome and 0 or 'x'",
+    ]
+    for source in cases:
+        for ctx in (CTX, {}, {"steps": {"benefits": {"copay": "40"}}}):
+            try:
+                expected: object = _eval(parse(source), ctx, source)
+            except ExpressionError as exc:
+                expected = ("error", str(exc))
+            try:
+                got: object = evaluate(source, ctx)
+            except ExpressionError as exc:
+                got = ("error", str(exc))
+            assert got == expected, source
