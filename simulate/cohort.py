@@ -13,6 +13,7 @@ gives what interleaving them would.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,14 +21,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from domain.journey import JourneyStart, JourneyState
+from domain.journey import JourneyKey, JourneyStart, JourneyState
 from domain.template import JourneyTemplate
-from simulate.cohort_scenario import DAYS_PER_MONTH, CohortScenario, PatientScenario, sample
+from simulate.cohort_scenario import (
+    DAYS_PER_MONTH,
+    CohortScenario,
+    PatientScenario,
+    sample,
+    sample_patient,
+)
 from simulate.contacts import ContactBook
 from simulate.hub_script import hub_script
 from simulate.refill_script import refill_script
 from simulate.runtime import Simulated, VirtualRuntime, run_journey
-from simulate.script import PROGRAM, START, ScriptFactory, World, patient_ref, recipient
+from simulate.script import (
+    PROGRAM,
+    START,
+    Script,
+    ScriptFactory,
+    World,
+    patient_ref,
+    recipient,
+)
 
 
 class StepDone(NamedTuple):
@@ -184,12 +199,25 @@ async def run_patient(
         rt.later(horizon, lambda: rt.cancel("horizon") if rt.state.status == "running" else None)
         return rt
 
-    start = JourneyStart(
-        template=template, patient_ref=ref, program=program, business_key=script.business_key,
-        params=script.params, context=script.context,
-    )  # fmt: skip
+    start = journey_start(template, ref, program, script)
     done = await run_journey(start, runtime)
     return result_of(patient, done, world)
+
+
+def journey_start(
+    template: JourneyTemplate, patient_ref: str, program: str, script: Script
+) -> JourneyStart:
+    """The journey's start input, checked as `JourneyStart(...)` checks it (pseudonymous
+    ids, known parameters) without validating the already validated template again for
+    every patient (pydantic re-runs a model's after-validators on an instance)."""
+    key = JourneyKey(patient_ref=patient_ref, program=program, business_key=script.business_key)
+    unknown = set(script.params) - set(template.parameters)
+    if unknown:
+        raise ValueError(f"unknown template parameter(s): {sorted(unknown)}")
+    return JourneyStart.model_construct(
+        template=template, patient_ref=key.patient_ref, program=key.program,
+        business_key=key.business_key, params=dict(script.params), context=dict(script.context),
+    )  # fmt: skip
 
 
 def result_of(patient: PatientScenario, done: Simulated, world: World) -> PatientResult:
@@ -261,21 +289,76 @@ def run_cohort(
     months: float,
     seed: object,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> Cohort:
-    """Sample the cohort and run every patient's journey to the horizon."""
+    """Sample the cohort and run every patient's journey to the horizon.
+
+    `workers` > 1 runs slices of patients in that many processes (spawned: no state
+    shared with this one). Patient i depends on (seed, i) alone, so each process samples
+    and runs its own indices, and the cohort is the one a single process gives, in
+    patient order."""
     script_for(template)  # an unscripted template fails before any patient runs
+    sample(scenario, min(patients, 1), seed, months)  # bad counts fail here, as `sample`
     cohort = Cohort(
         template=f"{template.id}@{template.version}", scenario=scenario.description,
         seed=str(seed), months=months,
     )  # fmt: skip
     began = time.perf_counter()
+    if workers > 1 and patients > 1:
+        cohort.patients = _run_in_processes(
+            template, scenario, patients, months, seed, progress, workers
+        )
+    else:
 
-    async def run_all() -> None:
-        for patient in sample(scenario, patients, seed, months):
-            cohort.patients.append(await run_patient(template, patient, months))
-            if progress is not None:
-                progress(len(cohort.patients))
+        async def run_all() -> None:
+            for patient in sample(scenario, patients, seed, months):
+                cohort.patients.append(await run_patient(template, patient, months))
+                if progress is not None:
+                    progress(len(cohort.patients))
 
-    asyncio.run(run_all())
+        asyncio.run(run_all())
     cohort.seconds = time.perf_counter() - began
     return cohort
+
+
+# -- several processes -------------------------------------------------------------------
+_Slice = tuple[JourneyTemplate, CohortScenario, object, float, range]
+
+
+def _run_slice(job: _Slice) -> list[PatientResult]:
+    """One worker's slice of patient indices, each sampled and run as in one process."""
+    template, scenario, seed, months, indices = job
+
+    async def run_all() -> list[PatientResult]:
+        return [
+            await run_patient(template, sample_patient(scenario, seed, i, months), months)
+            for i in indices
+        ]
+
+    return asyncio.run(run_all())
+
+
+def _run_in_processes(
+    template: JourneyTemplate,
+    scenario: CohortScenario,
+    patients: int,
+    months: float,
+    seed: object,
+    progress: Callable[[int], None] | None,
+    workers: int,
+) -> list[PatientResult]:
+    # Slices small enough to even out slow and quick patients across the processes,
+    # large enough that handing them out costs nothing next to running them.
+    size = max(1, min(50, patients // (workers * 8)))
+    jobs: list[_Slice] = [
+        (template, scenario, seed, months, range(first, min(first + size, patients)))
+        for first in range(0, patients, size)
+    ]
+    results: list[PatientResult] = []
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(min(workers, len(jobs))) as pool:
+        for done in pool.imap(_run_slice, jobs):  # in slice order, as they finish
+            results.extend(done)
+            if progress is not None:
+                progress(len(results))
+    return results
