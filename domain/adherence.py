@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any, Literal
 
 DispenseStatus = Literal[
@@ -207,6 +208,9 @@ def run_out(
     return out
 
 
+@lru_cache(
+    maxsize=4096, typed=True
+)  # asked for the same last fill at every turn of a refill journey
 def earliest_payable_refill(last: Fill, threshold: Fraction | float = REFILL_THRESHOLD) -> date:
     """A plan pays a refill from fill date + ceil(days supply * threshold) ("refill too
     soon" before that); threshold 0.75 unless the plan says otherwise."""

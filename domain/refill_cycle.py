@@ -58,7 +58,12 @@ class FillRecord(BaseModel):
     drug_groups: list[str]
 
     def as_fill(self) -> Fill:
-        return Fill(self.filled_on, self.days_supply, frozenset(self.drug_groups))
+        return _fill(self.filled_on, self.days_supply, tuple(self.drug_groups))
+
+
+@lru_cache(maxsize=4096, typed=True)  # the same few fills, read at every turn of a journey
+def _fill(filled_on: date, days_supply: int, drug_groups: tuple[str, ...]) -> Fill:
+    return Fill(filled_on, days_supply, frozenset(drug_groups))
 
 
 class YearPdc(BaseModel):
@@ -144,6 +149,12 @@ class RefillPolicy:
 def _send_instant(day: date, timezone: str, jitter_key: str) -> datetime:
     local = datetime.combine(day, SEND_AT, ZoneInfo(timezone))
     return local.astimezone(UTC) + jitter(jitter_key)
+
+
+@lru_cache(maxsize=1024)
+def _new_year(year: int, timezone: str) -> datetime:
+    """Midnight starting `year` where the patient lives (UTC)."""
+    return datetime.combine(date(year, 1, 1), time(0), ZoneInfo(timezone)).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -353,10 +364,7 @@ def next_due(
     if state.status == "discontinued":
         return None
     today = policy.today(now)
-    due: list[Due] = [
-        Due("year_end", datetime.combine(date(state.open_year + 1, 1, 1), time(0),
-                                         ZoneInfo(policy.timezone)).astimezone(UTC)),
-    ]  # fmt: skip
+    due: list[Due] = [Due("year_end", _new_year(state.open_year + 1, policy.timezone))]
     if state.run_out is None:
         limit = state.enrolled_on + timedelta(days=policy.discontinue_after)
         due.append(Due("discontinue", policy.at(limit), reason="never_filled"))
