@@ -217,6 +217,8 @@ def _compile(node: ast.expr, src: str) -> Compiled:
 
 
 def _lookup(container: Any, key: Any) -> Any:
+    if type(container) is dict:  # the common case, without the ABC check
+        return container.get(key)
     if isinstance(container, Mapping):
         return container.get(key)
     if isinstance(container, list | tuple) and isinstance(key, int):

@@ -323,10 +323,11 @@ def high_risk(state: RefillState) -> bool:
 # -- what is due ------------------------------------------------------------------------
 def earliest_payable(state: RefillState, policy: RefillPolicy) -> date | None:
     """The plan pays the next refill from here ("refill too soon" before)."""
-    mine = [r for r in state.fills if set(r.drug_groups) & set(state.groups)]
-    if not mine:
+    groups = set(state.groups)
+    last = next((r for r in reversed(state.fills) if not groups.isdisjoint(r.drug_groups)), None)
+    if last is None:
         return None
-    return adherence.earliest_payable_refill(mine[-1].as_fill(), policy.refill_threshold)
+    return adherence.earliest_payable_refill(last.as_fill(), policy.refill_threshold)
 
 
 def reminder_times(state: RefillState, policy: RefillPolicy) -> list[tuple[int, datetime]]:

@@ -114,6 +114,7 @@ class VirtualRuntime:
         self._order = itertools.count()
         self._ticks = 0
         self._boundaries = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Called when the journey waits for nothing scheduled (an operator's turn, say);
         # it may deliver events and answers True to go on, else the journey is Stuck.
         self.on_idle: Callable[[VirtualRuntime], bool] | None = None
@@ -241,6 +242,7 @@ class VirtualRuntime:
     # -- the driver --------------------------------------------------------------------
     async def drive(self, work: Coroutine[Any, Any, Any]) -> Any:
         """Run `work` to its end, moving the clock whenever everything is waiting."""
+        self._loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(work)
         while not task.done():
             await self._settle(task)
@@ -310,7 +312,9 @@ class VirtualRuntime:
             return True
         if deadline is not None:
             self.counts["timer"] += 1
-        waiter = _Waiter(ready, deadline, asyncio.get_running_loop().create_future())
+        waiter = _Waiter(
+            ready, deadline, (self._loop or asyncio.get_running_loop()).create_future()
+        )
         self._waiters.append(waiter)
         try:
             met = await waiter.future

@@ -211,6 +211,9 @@ class JourneyInterpreter:
         self.state.attention_reason = None
 
 
+_UNBUILT = object()
+
+
 class _Scope(Mapping[str, Any]):
     """An interpreter's scope as of now, each root built when an expression first reads it
     (a turn evaluates several expressions, most of which read one root): the same names
@@ -242,6 +245,12 @@ class _Scope(Mapping[str, Any]):
             raise KeyError(name)
         self._built[name] = value
         return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        built = self._built.get(name, _UNBUILT)
+        if built is not _UNBUILT:
+            return built
+        return self[name] if name in self.ROOTS else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.ROOTS)
