@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Literal
 
 DispenseStatus = Literal[
@@ -106,9 +107,15 @@ def fill_of(data: Mapping[str, Any]) -> Fill | None:
 
 def counted(fills: Iterable[Fill], groups: Iterable[str] | None = None) -> list[Fill]:
     """Completed fills (of `groups` when given), in date order."""
-    wanted = frozenset(groups) if groups is not None else None
-    kept = [f for f in fills if f.counts and (wanted is None or f.drug_groups & wanted)]
-    return sorted(kept, key=lambda f: f.filled_on)
+    if groups is None:
+        kept = [f for f in fills if f.status == "completed"]  # Fill.counts
+    else:
+        wanted = frozenset(groups)
+        kept = [f for f in fills if f.status == "completed" and f.drug_groups & wanted]
+    return sorted(kept, key=_filled_on)
+
+
+_filled_on = attrgetter("filled_on")
 
 
 Carry = Mapping[str, date]  # group → the day after supply of fills no longer kept ran out
@@ -159,7 +166,7 @@ def pdc(
             if index_ordinal is None:
                 index_ordinal = a
     why: list[str] = []
-    fill_dates = {f.filled_on for f in kept if f.filled_on in period}
+    fill_dates = {f.filled_on for f in kept if period.start <= f.filled_on <= period.end}
     if len(fill_dates) < 2:
         why.append("fewer than two fills on different dates in the period")
     if index_ordinal is None:
