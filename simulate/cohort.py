@@ -13,7 +13,10 @@ gives what interleaving them would.
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
+import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -293,8 +296,8 @@ def run_cohort(
 ) -> Cohort:
     """Sample the cohort and run every patient's journey to the horizon.
 
-    `workers` > 1 runs slices of patients in that many processes (spawned: no state
-    shared with this one). Patient i depends on (seed, i) alone, so each process samples
+    `workers` > 1 runs slices of patients in that many processes (nothing shared with
+    this one but the arguments). Patient i depends on (seed, i) alone, so each process samples
     and runs its own indices, and the cohort is the one a single process gives, in
     patient order."""
     script_for(template)  # an unscripted template fails before any patient runs
@@ -323,6 +326,13 @@ def run_cohort(
 
 # -- several processes -------------------------------------------------------------------
 _Slice = tuple[JourneyTemplate, CohortScenario, object, float, range]
+
+
+def _worker_started() -> None:
+    # A worker only runs journeys: collect less often (its long-lived objects, modules
+    # and templates, are frozen out of collections). No journey reads the collector.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _run_slice(job: _Slice) -> list[PatientResult]:
@@ -355,8 +365,12 @@ def _run_in_processes(
         for first in range(0, patients, size)
     ]
     results: list[PatientResult] = []
-    spawn = multiprocessing.get_context("spawn")
-    with spawn.Pool(min(workers, len(jobs))) as pool:
+    # Forked when nothing else runs here (quick to start: the modules are loaded), else
+    # spawned (forking a process with threads, a Temporal client's say, is not safe).
+    # Either way a worker's patients depend on (seed, index) alone.
+    method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
+    context = multiprocessing.get_context(method)
+    with context.Pool(min(workers, len(jobs)), initializer=_worker_started) as pool:
         for done in pool.imap(_run_slice, jobs):  # in slice order, as they finish
             results.extend(done)
             if progress is not None:
