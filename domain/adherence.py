@@ -154,6 +154,21 @@ def pdc(
     end = min(period.end, ends_on) if ends_on is not None else period.end
     wanted = frozenset(groups) if groups is not None else None
     spans = _covered_spans([f for f in kept if f.filled_on <= end], carry, wanted)
+    return _measured(kept, spans, period, end)
+
+
+def pdcs(
+    fills: Iterable[Fill], periods: Sequence[Period], *, carry: Carry | None = None
+) -> list[Pdc]:
+    """`pdc` over each period (all groups, no early end), the fills laid out once: a
+    fill after a period's end only covers days after it, so it changes nothing there."""
+    kept = counted(fills)
+    spans = _covered_spans(kept, carry, None)
+    return [_measured(kept, spans, period, period.end) for period in periods]
+
+
+def _measured(kept: list[Fill], spans: list[tuple[int, int]], period: Period, end: date) -> Pdc:
+    """PDC over `period`, ending on `end`, from the fills and the spans they cover."""
     # The covered days in the window: the groups' spans clipped to it, overlaps once.
     first, last = period.start.toordinal(), end.toordinal()
     clipped = sorted((max(a, first), min(b, last + 1)) for a, b in spans if a <= last and b > first)

@@ -287,8 +287,7 @@ def assess_risk(
     window = timedelta(days=RISK_WINDOW_DAYS)
     now_window = Period(today - window + timedelta(days=1), today)
     before_window = Period(now_window.start - window, now_window.start - timedelta(days=1))
-    pdc_now = _window_pdc(state, fills, now_window)
-    pdc_before = _window_pdc(state, fills, before_window)
+    pdc_now, pdc_before = _window_pdcs(state, fills, (now_window, before_window))
     recent = [r for r in state.reminders if (today - r.on).days <= ENGAGEMENT_DAYS]
     features = RiskFeatures(
         days_late=tuple(state.days_late),
@@ -308,12 +307,21 @@ def assess_risk(
     )
 
 
-def _window_pdc(state: RefillState, fills: list[Fill], window: Period) -> Fraction | None:
-    """PDC over a window the journey has fully seen (None before the journey began)."""
-    if window.start < state.enrolled_on:
-        return None
-    result = adherence.pdc(fills, window, carry=state.carry)
-    return result.value if result.treatment else Fraction(0)
+def _window_pdcs(
+    state: RefillState, fills: list[Fill], windows: tuple[Period, ...]
+) -> list[Fraction | None]:
+    """PDC over each window the journey has fully seen (None before the journey began);
+    the fills laid out once for all of them."""
+    seen = [w for w in windows if w.start >= state.enrolled_on]
+    results = iter(adherence.pdcs(fills, seen, carry=state.carry))
+    values: list[Fraction | None] = []
+    for window in windows:
+        if window.start < state.enrolled_on:
+            values.append(None)
+            continue
+        result = next(results)
+        values.append(result.value if result.treatment else Fraction(0))
+    return values
 
 
 def high_risk(state: RefillState) -> bool:

@@ -125,10 +125,20 @@ def _late_refills(f: RiskFeatures, w: RiskWeights) -> RiskReason | None:
     recent = list(f.days_late)[-w.late_refills_considered :]
     if not recent:
         return None
-    mean = Fraction(sum(max(d, 0) for d in recent), len(recent))
-    points = min(round(mean * w.late_points_per_day), w.late_cap)
-    return RiskReason("late_refills", points, f"{float(mean):.1f} days late on average "
-                      f"over the last {len(recent)} refills")  # fmt: skip
+    # The mean, exactly, in integers: round(Fraction(total, n) * per_day) and its float,
+    # without building Fractions at every turn of a journey.
+    total, n = sum(max(d, 0) for d in recent), len(recent)
+    points = min(_round_half_even(total * w.late_points_per_day, n), w.late_cap)
+    return RiskReason("late_refills", points, f"{total / n:.1f} days late on average "
+                      f"over the last {n} refills")  # fmt: skip
+
+
+def _round_half_even(numerator: int, denominator: int) -> int:
+    """round(Fraction(numerator, denominator)) for a positive denominator."""
+    floor, remainder = divmod(numerator, denominator)
+    if 2 * remainder != denominator:
+        return floor + (2 * remainder > denominator)
+    return floor + floor % 2
 
 
 def _below_adherent(f: RiskFeatures, w: RiskWeights) -> RiskReason | None:

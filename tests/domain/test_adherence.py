@@ -18,6 +18,7 @@ from domain.adherence import (
     earliest_payable_refill,
     mpr,
     pdc,
+    pdcs,
     run_out,
 )
 
@@ -173,3 +174,18 @@ def test_pdc_counts_exactly_the_covered_days_the_groups_lay_out() -> None:
         }
         assert result.covered_days == len(days)
         assert (result.treatment.start if result.treatment else None) == min(days, default=None)
+
+
+def test_pdc_over_several_windows_at_once_is_pdc_over_each() -> None:
+    rng = Random(7)
+    for _ in range(200):
+        fills = [
+            fill(date(2025, 6, 1) + timedelta(days=rng.randrange(0, 500)),
+                 rng.choice((28, 30, 90)), *rng.sample(("a", "b"), rng.randint(1, 2)))
+            for _ in range(rng.randrange(0, 10))
+        ]  # fmt: skip
+        carry = {"a": date(2025, 7, 1)} if rng.random() < 0.3 else None
+        today = date(2025, 9, 1) + timedelta(days=rng.randrange(0, 400))
+        windows = [Period(today - timedelta(days=179), today),
+                   Period(today - timedelta(days=359), today - timedelta(days=180))]  # fmt: skip
+        assert pdcs(fills, windows, carry=carry) == [pdc(fills, w, carry=carry) for w in windows]

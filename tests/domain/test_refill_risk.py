@@ -70,3 +70,16 @@ def test_the_same_features_always_give_the_same_risk() -> None:
     features = RiskFeatures(days_late=[3, 1], pdc_now=Fraction(2, 3), pa_friction=1)
     assert assess(features) == assess(features)
     assert assess(features).score == 4 + 15 + 5  # mean 2 days late → 4
+
+
+def test_late_refill_points_round_the_exact_mean_half_to_even() -> None:
+    for days in [(1, 2), (0, 1), (1, 1, 2), (3,), (0, 0, 1), (5, 6), (2, 3, 3), (1, 2, 2, 2)]:
+        mean = Fraction(sum(days), len(days))
+        for per_day in (1, 2, 3):
+            weights = RiskWeights(late_points_per_day=per_day, late_refills_considered=4,
+                                  late_cap=1000)  # fmt: skip
+            risk = assess(RiskFeatures(days_late=days), weights)
+            late = [r for r in risk.reasons if r.code == "late_refills"]
+            expected = round(mean * per_day)  # half to even: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2
+            assert [r.points for r in late] == ([expected] if expected else [])
+            assert all(r.detail.startswith(f"{float(mean):.1f} days late") for r in late)
