@@ -198,14 +198,17 @@ def _covered_spans(
 ) -> list[tuple[int, int]]:
     """`covered_days_by_group` as spans of day ordinals, [first, past the last), for the
     `wanted` groups (default: all): the same days, without listing them one by one."""
+    # Day ordinals throughout; each group's layout is its own, so the order in which a
+    # fill's groups are taken changes nothing (the spans are sorted when clipped).
     spans: list[tuple[int, int]] = []
-    next_free: dict[str, date] = dict(carry or {})
+    next_free = {group: day.toordinal() for group, day in (carry or {}).items()}
     for fill in fills:
-        for group in sorted(fill.drug_groups):
-            start = max(fill.filled_on, next_free.get(group, fill.filled_on))
-            next_free[group] = start + fill.days_supply * _DAY
+        filled, supply = fill.filled_on.toordinal(), fill.days_supply
+        for group in fill.drug_groups:
+            start = max(filled, next_free.get(group, filled))
+            next_free[group] = start + supply
             if wanted is None or group in wanted:
-                spans.append((start.toordinal(), start.toordinal() + fill.days_supply))
+                spans.append((start, start + supply))
     return spans
 
 
