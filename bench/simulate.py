@@ -1,23 +1,29 @@
 """The cohort simulator against real workflows: patient-years per second, and memory.
 
     PYTHONPATH=. .venv/bin/python bench/simulate.py [--patients 10000] [--months 12]
-        [--workers 2] [--real-patients 5] [--real-months 3] [--seed 1]
+        [--workers 2] [--single-patients 1000] [--real-patients 5] [--real-months 3] [--seed 1]
 
 Three measures, in one run, of refill_adherence on the `typical` scenario:
 
 1. the headline: `--patients` x `--months` simulated (simulate/cohort.py, `--workers`
    processes), wall-clock seconds, patient-years per second, and whether 10,000
-   patient-years took under 60 s;
+   patient-years took under 60 s; beside it `--single-patients` in one process (what the
+   processes add);
 2. the same template as real workflows on the Temporal dev server with time skipping,
    for the first `--real-patients` patients of the same sampled cohort: each journey
    gets that patient's dispenses (PatientScenario.refill_days) by fast-forwarding its
    clock to the next dispense day and delivering the dispense, then fast-forwards to the
    horizon and is cancelled there as the simulator cancels it; the journeys run side by
    side (one worker, scripted partners: tests/workflows/fakes.py). Its patient-years per
-   second, and the simulator's over it (the ratio);
-3. memory: the RSS high-water mark of this process and of the simulator's worker
-   processes (getrusage), and the tracemalloc peak of a single-process simulator run of
-   `--traced-patients` patients (traced apart: tracing slows the run several times).
+   second, and the simulator's over it (the ratio). Not quite the simulator's world: the
+   fake contact activity sends every contact on its first channel (no contact policy:
+   quiet hours, caps and an opt-out do not hold), and a real journey's clock starts at
+   the dev server's now, not at simulate.script.START (year ends and the plan-year
+   re-check fall on other journey days);
+3. memory: the RSS high-water mark of this process and of the largest simulator worker
+   process (getrusage; a forked worker's counts the pages it shares with this one), and
+   the tracemalloc peak of a single-process simulator run of `--traced-patients` patients
+   (traced apart: tracing slows the run several times).
 
 A benchmark, not a test: it prints a table and ratios. The machine's load average is
 printed with the figures (other work on a 2-core machine moves them).
@@ -292,6 +298,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--real-patients", type=int, default=5)
     parser.add_argument("--real-months", type=float, default=3)
+    parser.add_argument("--single-patients", type=int, default=1000,
+                        help="also simulate this many in one process (0: skip)")  # fmt: skip
     parser.add_argument("--traced-patients", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -304,6 +312,10 @@ def main() -> None:
     print(f"simulated {args.patients} x {args.months:g} months in {cohort.seconds:.1f} s "
           f"({args.workers} processes); {_load()}", flush=True)  # fmt: skip
 
+    single = None
+    if args.single_patients:
+        single = run_cohort(template, scenario, patients=args.single_patients,
+                            months=args.months, seed=args.seed)  # fmt: skip
     small = run_cohort(template, scenario, patients=args.real_patients, months=args.real_months,
                        seed=args.seed)  # fmt: skip
     real_patients = sample(scenario, args.real_patients, args.seed, args.real_months)
@@ -316,6 +328,8 @@ def main() -> None:
 
     rows = [
         (f"simulator, {args.workers} processes", cohort, cohort.seconds, sim_rate),
+        *([("simulator, 1 process", single, single.seconds,
+            single.patient_years / single.seconds)] if single else []),
         ("simulator, 1 process (real run's patients)", small, small.seconds,
          small.patient_years / small.seconds),
     ]  # fmt: skip
