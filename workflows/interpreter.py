@@ -53,6 +53,10 @@ class JourneyInterpreter:
         self.events = state.events
         self.visits = state.visits
         self.parallel_depth = 0  # no switch to a new run while branches are running
+        self._scope = _Scope(self)
+        # What handlers derive once per run from the template and the start alone (never
+        # from the state), e.g. a refill step's resolved policy.
+        self.memo: dict[Any, Any] = {}
 
     # -- driving -------------------------------------------------------------------
     async def run(self) -> JourneyState:
@@ -135,7 +139,7 @@ class JourneyInterpreter:
     # -- what handlers share ---------------------------------------------------------
     def scope(self) -> Mapping[str, Any]:
         """What expressions read: params, context, steps, events, loops, journey."""
-        return _Scope(self)
+        return self._scope
 
     def journey_names(self) -> dict[str, Any]:
         state = self.state
@@ -148,7 +152,7 @@ class JourneyInterpreter:
         }
 
     def eval(self, expression: str) -> Any:
-        return expressions.evaluate(expression, self.scope())
+        return expressions.evaluate(expression, self._scope)
 
     def duration(self, value: str) -> timedelta:
         if value.startswith("params."):
@@ -211,46 +215,36 @@ class JourneyInterpreter:
         self.state.attention_reason = None
 
 
-_UNBUILT = object()
-
-
 class _Scope(Mapping[str, Any]):
-    """An interpreter's scope as of now, each root built when an expression first reads it
-    (a turn evaluates several expressions, most of which read one root): the same names
-    and values as building them all up front."""
+    """An interpreter's scope, read live: each root is looked up (loops and journey built)
+    when an expression reads it, so one object serves every evaluation (an evaluation
+    runs through without awaiting: nothing changes under it)."""
 
     ROOTS = ("params", "context", "steps", "events", "loops", "journey")
 
     def __init__(self, j: JourneyInterpreter) -> None:
         self._j = j
-        self._built: dict[str, Any] = {}
-
-    def __getitem__(self, name: str) -> Any:
-        if name in self._built:
-            return self._built[name]
-        j = self._j
-        if name == "params":
-            value: Any = j.params
-        elif name == "context":
-            value = j.start.context
-        elif name == "steps":
-            value = j.outputs
-        elif name == "events":
-            value = j.events
-        elif name == "loops":
-            value = {loop: {"iteration": n} for loop, n in j.state.loops.items()}
-        elif name == "journey":
-            value = j.journey_names()
-        else:
-            raise KeyError(name)
-        self._built[name] = value
-        return value
 
     def get(self, name: str, default: Any = None) -> Any:
-        built = self._built.get(name, _UNBUILT)
-        if built is not _UNBUILT:
-            return built
-        return self[name] if name in self.ROOTS else default
+        j = self._j
+        if name == "steps":
+            return j.outputs
+        if name == "context":
+            return j.start.context
+        if name == "params":
+            return j.params
+        if name == "events":
+            return j.events
+        if name == "loops":
+            return {loop: {"iteration": n} for loop, n in j.state.loops.items()}
+        if name == "journey":
+            return j.journey_names()
+        return default
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.ROOTS:
+            raise KeyError(name)
+        return self.get(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.ROOTS)

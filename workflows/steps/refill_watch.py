@@ -167,6 +167,16 @@ async def _act(
 
 # -- pieces ---------------------------------------------------------------------------------
 def _policy(j: JourneyInterpreter, step: RefillWatchStep) -> cycle.RefillPolicy:
+    """The step's settings resolved: from the template, its parameters and the start
+    alone, so the same for the whole run (worked out at its first visit)."""
+    key = ("refill_policy", step.id)
+    if key not in j.memo:
+        j.memo[key] = _resolve_policy(j, step)
+    policy: cycle.RefillPolicy = j.memo[key]
+    return policy
+
+
+def _resolve_policy(j: JourneyInterpreter, step: RefillWatchStep) -> cycle.RefillPolicy:
     plan_year = None
     if step.plan_year_check:
         month, day = step.plan_year_check.split("-")
