@@ -343,17 +343,31 @@ def reminder_times(state: RefillState, policy: RefillPolicy) -> list[tuple[int, 
     risk adds earlier ones. None goes before the earliest payable refill."""
     if state.run_out is None:
         return []
-    leads = set(policy.reminder_leads) | (
-        set(policy.high_risk_leads) if high_risk(state) else set()
-    )
-    payable = earliest_payable(state, policy)
+    return list(
+        _reminder_times(
+            state.run_out, earliest_payable(state, policy), policy.reminder_leads,
+            policy.high_risk_leads if high_risk(state) else (), policy.timezone,
+            policy.jitter_key,
+        )
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=4096)  # the same run-out is asked about at every turn of a cycle
+def _reminder_times(
+    run_out: date,
+    payable: date | None,
+    leads: tuple[int, ...],
+    high_risk_leads: tuple[int, ...],
+    timezone: str,
+    jitter_key: str,
+) -> tuple[tuple[int, datetime], ...]:
     out = []
-    for lead in sorted(leads, reverse=True):
-        day = state.run_out - timedelta(days=lead)
+    for lead in sorted(set(leads) | set(high_risk_leads), reverse=True):
+        day = run_out - timedelta(days=lead)
         if payable is not None and day < payable:
             day = payable
-        out.append((lead, policy.at(day)))
-    return out
+        out.append((lead, _send_instant(day, timezone, jitter_key)))
+    return tuple(out)
 
 
 def next_due(
