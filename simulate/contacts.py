@@ -58,6 +58,10 @@ class LedgerRow:
     sent_at: datetime | None
     until: datetime | None
     dedupe_key: str | None  # the first row of a content for a reason; fallbacks `key#n`
+    content: str | None = field(init=False)  # the dedupe key without its `#n`
+
+    def __post_init__(self) -> None:
+        self.content = self.dedupe_key.split("#", 1)[0] if self.dedupe_key else None
 
 
 @dataclass
@@ -105,15 +109,13 @@ class ContactBook:
         return _outcome(row)
 
     def _history(self, patient_ref: str, key: str, dedupe: str, at: datetime) -> list[PastContact]:
+        since = at - HISTORY
         rows = [
             r
             for r in self.ledger.values()
             if r.patient_ref == patient_ref
             and r.key != key
-            and (
-                (r.sent_at is not None and r.sent_at >= at - HISTORY)
-                or (r.dedupe_key is not None and r.dedupe_key.split("#", 1)[0] == dedupe)
-            )
+            and ((r.sent_at is not None and r.sent_at >= since) or r.content == dedupe)
         ]
         return [PastContact.of(r) for r in rows]
 
