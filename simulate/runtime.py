@@ -248,21 +248,33 @@ class VirtualRuntime:
             await self._settle(task)
             if task.done():
                 break
-            self._deliver_due()
-            if self._wake():
+            if self.turn():
                 continue
-            upcoming = [w.deadline for w in self._waiters if w.deadline is not None]
-            if self._scheduled:
-                upcoming.append(self._scheduled[0][0])
-            if not upcoming and self.on_idle is not None and self.on_idle(self):
+            upcoming = self.next_at()
+            if upcoming is None and self.on_idle is not None and self.on_idle(self):
                 continue
-            if not upcoming:
+            if upcoming is None:
                 task.cancel()
-                raise Stuck(
-                    f"journey waits for nothing that can come (at {self.state.current_step})"
-                )
-            self.clock = max(self.clock, min(upcoming))
+                raise self.stuck()
+            self.clock = max(self.clock, upcoming)
         return task.result()
+
+    def turn(self) -> bool:
+        """Every branch waits: deliver what is due by now and wake the waits that can go
+        on. True: some branch runs again."""
+        self._deliver_due()
+        return self._wake()
+
+    def next_at(self) -> datetime | None:
+        """When something is next due for this journey: a wait's deadline or a scheduled
+        event; None: nothing (it waits for what cannot come)."""
+        upcoming = [w.deadline for w in self._waiters if w.deadline is not None]
+        if self._scheduled:
+            upcoming.append(self._scheduled[0][0])
+        return min(upcoming) if upcoming else None
+
+    def stuck(self) -> Stuck:
+        return Stuck(f"journey waits for nothing that can come (at {self.state.current_step})")
 
     async def _settle(self, task: asyncio.Future[Any]) -> None:
         """Let every runnable branch run until all of them wait (nothing here does I/O).
@@ -338,9 +350,12 @@ async def run_journey(
     runtime_factory: Callable[[JourneyState], VirtualRuntime],
     journey_id: str | None = None,
     setup: Callable[[VirtualRuntime], None] | None = None,
+    driven: bool = True,
 ) -> Simulated:
     """Run one journey to its end on a VirtualRuntime, continuing as new when it says so
-    (the memory handed over exactly as TherapyJourney hands it to its next run)."""
+    (the memory handed over exactly as TherapyJourney hands it to its next run).
+    `driven`: the runtime moves its own clock; else a CohortScheduler moves it (the
+    journey then runs as one of many on the cohort's clock)."""
     state = JourneyState(
         journey_id=journey_id or start.workflow_id,
         template_id=start.template.id,
@@ -355,7 +370,7 @@ async def run_journey(
     while True:
         interpreter = JourneyInterpreter(start, rt.state, rt, memory.resume if memory else None)
         try:
-            await rt.drive(interpreter.run())
+            await (rt.drive(interpreter.run()) if driven else interpreter.run())
             return Simulated(rt.state, rt, runs)
         except SwitchRun as switch:
             memory = JourneyMemory(
