@@ -15,6 +15,7 @@ Needs no Temporal server. Exit codes: 0 ok, 2 a bad argument, template or scenar
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated
@@ -129,11 +130,11 @@ class _Throughput(ProgressColumn):
 
 def _run(
     progress: Progress, label: str, template: JourneyTemplate, scenario: CohortScenario,
-    patients: int, months: float, seed: int,
+    patients: int, months: float, seed: int, workers: int,
 ) -> Cohort:  # fmt: skip
     task = progress.add_task(label, total=patients)
     return run_cohort(
-        template, scenario, patients=patients, months=months, seed=seed,
+        template, scenario, patients=patients, months=months, seed=seed, workers=workers,
         progress=lambda done: progress.update(task, completed=done),
     )  # fmt: skip
 
@@ -275,6 +276,10 @@ def simulate(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Also write the report as JSON here.")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(help="Processes to run patients in (0: one per core); the same cohort."),
+    ] = 0,
 ) -> None:
     """Simulate a cohort on the virtual clock (no Temporal server) and report on it."""
     try:
@@ -282,6 +287,9 @@ def simulate(
             raise _Bad(f"--patients must be at least 1, got {patients}")
         if not 0 < months <= MAX_MONTHS:
             raise _Bad(f"--months must be in (0, {MAX_MONTHS}], got {months:g}")
+        if workers < 0:
+            raise _Bad(f"--workers must be 0 (one per core) or more, got {workers}")
+        processes = workers or os.cpu_count() or 1
         first = parse_template(template)
         second = parse_template(compare) if compare else None
         scenario_a = _load(scenario)
@@ -306,12 +314,12 @@ def simulate(
     ) as progress:  # fmt: skip
         tag = "A " if comparing else ""
         cohort_a = _run(progress, f"{tag}{first.id}@{first.version} · {label_a}", first,
-                        scenario_a, patients, months, seed)  # fmt: skip
+                        scenario_a, patients, months, seed, processes)  # fmt: skip
         cohort_b = None
         if comparing:
             cohort_b = _run(
                 progress, f"B {other_template.id}@{other_template.version} · {label_b}",
-                other_template, scenario_b or scenario_a, patients, months, seed,
+                other_template, scenario_b or scenario_a, patients, months, seed, processes,
             )  # fmt: skip
 
     result: Report | Comparison
