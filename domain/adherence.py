@@ -233,14 +233,17 @@ def run_out(
     return out
 
 
-@lru_cache(
-    maxsize=4096, typed=True
-)  # asked for the same last fill at every turn of a refill journey
 def earliest_payable_refill(last: Fill, threshold: Fraction | float = REFILL_THRESHOLD) -> date:
     """A plan pays a refill from fill date + ceil(days supply * threshold) ("refill too
     soon" before that); threshold 0.75 unless the plan says otherwise."""
+    return last.filled_on + payable_after(last.days_supply, threshold)
+
+
+@lru_cache(maxsize=1024, typed=True)  # a few supplies and thresholds, asked at every turn
+def payable_after(days_supply: int, threshold: Fraction | float = REFILL_THRESHOLD) -> timedelta:
+    """How long after a fill of `days_supply` days the plan pays the next one."""
     share = Fraction(str(threshold)) if isinstance(threshold, float) else threshold
-    return last.filled_on + math.ceil(last.days_supply * share) * _DAY
+    return math.ceil(days_supply * share) * _DAY
 
 
 def prune(

@@ -335,7 +335,8 @@ def earliest_payable(state: RefillState, policy: RefillPolicy) -> date | None:
     last = next((r for r in reversed(state.fills) if not groups.isdisjoint(r.drug_groups)), None)
     if last is None:
         return None
-    return adherence.earliest_payable_refill(last.as_fill(), policy.refill_threshold)
+    # adherence.earliest_payable_refill(last.as_fill(), ...), without building the Fill
+    return last.filled_on + adherence.payable_after(last.days_supply, policy.refill_threshold)
 
 
 def reminder_times(state: RefillState, policy: RefillPolicy) -> list[tuple[int, datetime]]:
