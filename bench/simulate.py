@@ -44,38 +44,26 @@ import argparse
 import asyncio
 import os
 import resource
+import tempfile
 import time
 import tracemalloc
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkippingConfig, WorkflowEnvironment
-from temporalio.worker import Worker
 
 from devtools.temporal_cli import temporal_cli_path
-from domain.actions import PartnerCall
-from domain.journey import JourneyStart, JourneyState
-from domain.partner_actions import ACTIONS
+from domain.journey import JourneyState
 from domain.template import JourneyTemplate
 from domain.template_loader import get_template
-from gateway.journeys import JourneyGateway
-from simulate.cohort import Cohort, run_cohort, script_for
+from simulate.cohort import Cohort, run_cohort
 from simulate.cohort_scenario import DAYS_PER_MONTH, PatientScenario, load_scenario, sample
-from simulate.contacts import ContactBook
-from simulate.refill_script import dispensed
-from simulate.script import PROGRAM, Script, World, patient_ref
-from tests.workflows.fakes import ScriptedPartners
+from tests.e2e.conftest import _stack_env, open_stack
+from tests.fidelity.test_fidelity import run_real as fidelity_run
 from workflows import search_attributes as sa
-from workflows.journey import TherapyJourney
-from workflows.sandbox import journey_runner
 
 TEMPLATE = "refill_adherence"
 SCENARIO = "typical"
@@ -109,116 +97,32 @@ async def time_skipping_env() -> WorkflowEnvironment:
     )  # fmt: skip
 
 
-class _ActivityClock:
-    """What a script's callable answer reads of its runtime (now, the calls so far),
-    for an answer given by a real activity."""
-
-    def __init__(self, calls: list[PartnerCall]) -> None:
-        self.calls = calls
-
-    def now(self) -> datetime:
-        return activity.info().current_attempt_scheduled_time or datetime.now(UTC)
-
-
-def _answers(scripts: dict[str, Script], calls: dict[str, list[PartnerCall]]) -> dict[str, Any]:
-    """One scripted answer per action for every patient: each call is answered from its
-    own patient's script (the simulator's answers, the same values)."""
-
-    def answer_for(action: str) -> Callable[[PartnerCall], dict[str, Any]]:
-        def answer(call: PartnerCall) -> dict[str, Any]:
-            mine = calls.setdefault(call.patient_ref, [])
-            mine.append(call)
-            scripted = scripts[call.patient_ref].answers[action]
-            if isinstance(scripted, Exception):
-                raise scripted
-            if callable(scripted):
-                result: dict[str, Any] = scripted(call, _ActivityClock(mine))  # type: ignore[arg-type]
-                return result
-            return scripted
-
-        return answer
-
-    return {action: answer_for(action) for action in ACTIONS}
-
-
 async def run_real(
     env: WorkflowEnvironment,
     template: JourneyTemplate,
     patients: list[PatientScenario],
     months: float,
 ) -> list[RealJourney]:
-    """The patients' journeys on the dev server, side by side, each driven by its own
-    dispenses and cancelled at the horizon (if still running)."""
-    if template.id != TEMPLATE:
-        raise ValueError(f"the real run drives {TEMPLATE} (dispenses) only")
+    """The patients' journeys as real workflows, side by side: the whole stack (worker,
+    receiver, store, contact gate, the sandbox on each patient's stepped clock) on the
+    time-skipping dev server, moved in lock step to the horizon as the fidelity test
+    moves them (tests/fidelity/)."""
     horizon_days = round(months * DAYS_PER_MONTH)
-    queue = f"bench-sim-{uuid.uuid4().hex[:8]}"
-    scripts: dict[str, Script] = {}
-    worlds: dict[str, World] = {}
-    for patient in patients:
-        ref = patient_ref(patient)
-        # The journey's clock starts about now on the dev server: the world starts there.
-        t0 = datetime.now(UTC)
-        worlds[ref] = World(patient, ref, PROGRAM, t0, t0 + timedelta(days=horizon_days),
-                            ContactBook())  # fmt: skip
-        scripts[ref] = script_for(template)(worlds[ref])
-    partners = ScriptedPartners(_answers(scripts, {}))
-    partners.client = env.client
-    journeys = JourneyGateway(env.client, queue)
-    async with Worker(
-        env.client, task_queue=queue, workflows=[TherapyJourney],
-        workflow_runner=journey_runner(), activities=partners.activities(),
-    ):  # fmt: skip
-        return list(
-            await asyncio.gather(
-                *(
-                    _drive(env, journeys, template, worlds[ref], scripts[ref], horizon_days)
-                    for ref in scripts
-                )
+    os.environ.setdefault("PITWALL_ENV", "development")  # the stack's dev secrets, as tests
+    with tempfile.TemporaryDirectory(prefix="pitwall-bench-sim-") as data:
+        stack_env = _stack_env(Path(data), f"sqlite:///{Path(data) / 'pitwall.db'}")
+        async with open_stack(env, stack_env) as stack:
+            done = await asyncio.gather(
+                *(fidelity_run(env, stack, template, p, months) for p in patients)
             )
-        )
-
-
-async def _drive(
-    env: WorkflowEnvironment,
-    journeys: JourneyGateway,
-    template: JourneyTemplate,
-    world: World,
-    script: Script,
-    horizon_days: int,
-) -> RealJourney:
-    patient = world.patient
-    ack = await journeys.start(
-        JourneyStart(
-            template=template, patient_ref=world.patient_ref, program=world.program,
-            business_key=script.business_key, params=script.params, context=script.context,
-        )
-    )  # fmt: skip
-    jid = ack.journey_id
-    handle = journeys.handle(jid)
-    state = await journeys.state(jid)
-    for _ in range(600):  # until the enrollment answered and the watch began
-        if state.refill is not None:
-            break
-        await asyncio.sleep(0.05)
-        state = await journeys.state(jid)
-    assert state.refill is not None, f"{jid} never reached the watch"
-    day, delivered = 0, 0
-    for n, offset in enumerate(patient.refill_days):
-        if offset >= horizon_days:
-            break
-        if offset > day:
-            await env.fast_forward(handle, timedelta(days=offset - day))
-            day = offset
-        await journeys.send_event(jid, dispensed(world, offset, n))
-        delivered += 1
-    if horizon_days > day:
-        await env.fast_forward(handle, timedelta(days=horizon_days - day))
-    state = await journeys.state(jid)
-    if state.status in ("running", "paused"):
-        await journeys.cancel(jid, "horizon")
-    state = await journeys.result(jid)
-    return RealJourney(patient, jid, state, await histories(env.client, jid), delivered)
+            return [
+                RealJourney(
+                    real.patient, real.driven.journey_id, real.driven.state,
+                    await histories(env.client, real.driven.journey_id),
+                    sum(day < horizon_days for day in real.patient.refill_days),
+                )
+                for real in done
+            ]  # fmt: skip
 
 
 async def histories(client: Client, journey_id: str) -> list[WorkflowHistory]:

@@ -35,6 +35,7 @@ class CohortScheduler:
         self._due: list[tuple[datetime, int, int]] = []  # (instant, order, journey)
         self._order = itertools.count()
         self.now: datetime | None = None
+        self._running = 0
 
     def add(
         self, start: JourneyStart, runtime_factory: Callable[[JourneyState], VirtualRuntime]
@@ -48,12 +49,18 @@ class CohortScheduler:
             return rt
 
         # Tasks start in the order added, each making its runtime before it first waits.
-        self._tasks.append(asyncio.ensure_future(run_journey(start, registered, driven=False)))
+        task = asyncio.ensure_future(run_journey(start, registered, driven=False))
+        task.add_done_callback(self._ended)
+        self._running += 1
+        self._tasks.append(task)
+
+    def _ended(self, _: asyncio.Task[Simulated]) -> None:
+        self._running -= 1
 
     async def run(self) -> list[Simulated]:
         """Run every journey to its end; their results in the order they were added."""
         try:
-            while not all(task.done() for task in self._tasks):
+            while self._running:
                 await _settle()
                 if self._look():
                     continue
