@@ -61,8 +61,7 @@ class FillRecord(BaseModel):
         return _fill(self.filled_on, self.days_supply, tuple(self.drug_groups))
 
 
-@lru_cache(maxsize=1 << 16, typed=True)  # a few fills per journey, read at every turn
-# (sized for thousands of journeys interleaved in one process: the simulator, a worker)
+@lru_cache(maxsize=4096, typed=True)  # the same few fills, read at every turn of a journey
 def _fill(filled_on: date, days_supply: int, drug_groups: tuple[str, ...]) -> Fill:
     return Fill(filled_on, days_supply, frozenset(drug_groups))
 
@@ -146,7 +145,7 @@ class RefillPolicy:
         return local_date(now, self.timezone)
 
 
-@lru_cache(maxsize=1 << 16)  # a turn asks for the same few days again and again
+@lru_cache(maxsize=8192)  # a turn asks for the same few days again and again
 def _send_instant(day: date, timezone: str, jitter_key: str) -> datetime:
     local = datetime.combine(day, SEND_AT, ZoneInfo(timezone))
     return local.astimezone(UTC) + jitter(jitter_key)
@@ -354,7 +353,7 @@ def reminder_times(state: RefillState, policy: RefillPolicy) -> list[tuple[int, 
     )  # fmt: skip
 
 
-@lru_cache(maxsize=1 << 16)  # the same run-out is asked about at every turn of a cycle
+@lru_cache(maxsize=4096)  # the same run-out is asked about at every turn of a cycle
 def _reminder_times(
     run_out: date,
     payable: date | None,

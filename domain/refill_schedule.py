@@ -19,7 +19,7 @@ SEND_AT = time(10, 0)  # local
 SPREAD = timedelta(hours=2)  # reminders fall in [10:00, 12:00) local
 
 
-@lru_cache(maxsize=1 << 16)  # asked at every turn of a journey; a hash each time otherwise
+@lru_cache(maxsize=4096)  # asked at every turn of a journey; a hash each time otherwise
 def jitter(key: str, spread: timedelta = SPREAD) -> timedelta:
     """A stable offset in [0, spread), to the second, for this key."""
     seconds = int(spread.total_seconds())
