@@ -553,22 +553,7 @@ def create_app(
                 return _fhir(400, outcome), {"rejected": 400, "appeal_of": appeal_of}, None
             if parsed["update_of"]:
                 return pas_update(sc, parsed)
-            final: str | None = None  # decision notified later, when pended
-            info: list[str] = []  # pend_info_*: first an info request, the decision after an update
-            delay = 0.0
-            if appeal_of:
-                code, delay = "A4", sc.appeal_pend_seconds
-                final = "A3" if sc.pa == "deny_appeal_deny" else "A1"
-            elif not sc.pa_required or sc.pa == "approve":
-                code = "A1"
-            elif sc.pa in ("deny", "deny_appeal_approve", "deny_appeal_deny"):
-                code = "A3"
-            elif sc.pa in ("pend_info_approve", "pend_info_deny"):
-                code, delay, info = "A4", sc.pend_seconds, list(sc.pa_info_codes)
-                final = "A1" if sc.pa == "pend_info_approve" else "A3"
-            else:
-                code, delay = "A4", sc.pend_seconds
-                final = "A1" if sc.pa == "pend_approve" else "A3"
+            code, delay, final, info = sc.pa_course(appeal=bool(appeal_of))
             pa_number = "PA" + uuid.uuid4().hex[:10].upper()
             state.pas[pa_number] = {
                 "patient_ref": parsed["patient_ref"],

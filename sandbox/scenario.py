@@ -189,6 +189,27 @@ class Scenario(BaseModel):
                 raise ValueError(f"refill_fills[{n}].corrects: must name an earlier fill")
         return self
 
+    def pa_course(self, appeal: bool) -> tuple[str, float, str | None, list[str]]:
+        """A new PA's (or an appeal's) course: (X12 306 code answered now, seconds until
+        the notification, the decision notified then or None, what an info request asks
+        for first). Pended PAs are decided later; pend_info_* ask for information first
+        and are decided after the update; an appeal is denied only for deny_appeal_deny."""
+        if appeal:
+            return (
+                "A4",
+                self.appeal_pend_seconds,
+                "A3" if self.pa == "deny_appeal_deny" else "A1",
+                [],
+            )
+        if not self.pa_required or self.pa == "approve":
+            return "A1", 0.0, None, []
+        if self.pa in ("deny", "deny_appeal_approve", "deny_appeal_deny"):
+            return "A3", 0.0, None, []
+        if self.pa in ("pend_info_approve", "pend_info_deny"):
+            final = "A1" if self.pa == "pend_info_approve" else "A3"
+            return "A4", self.pend_seconds, final, list(self.pa_info_codes)
+        return "A4", self.pend_seconds, "A1" if self.pa == "pend_approve" else "A3", []
+
     def refill_script(self, days_supply: int) -> list[RefillFill]:
         """The refill history for a program of `days_supply` days per fill, in order:
         `refill_fills` when given, else the `refill_history` pattern."""

@@ -164,22 +164,7 @@ class SandboxPartners:
             raise ActionFailed("payer.invalid_request", "appealed PA number is unknown")
         if update_of:
             return self._update(call, rt, update_of)
-        final: str | None = None
-        info: list[str] = []
-        delay = 0.0
-        if appeal_of:
-            code, delay = "A4", sc.appeal_pend_seconds
-            final = "A3" if sc.pa == "deny_appeal_deny" else "A1"
-        elif not sc.pa_required or sc.pa == "approve":
-            code = "A1"
-        elif sc.pa in ("deny", "deny_appeal_approve", "deny_appeal_deny"):
-            code = "A3"
-        elif sc.pa in ("pend_info_approve", "pend_info_deny"):
-            code, delay, info = "A4", sc.pend_seconds, list(sc.pa_info_codes)
-            final = "A1" if sc.pa == "pend_info_approve" else "A3"
-        else:
-            code, delay = "A4", sc.pend_seconds
-            final = "A1" if sc.pa == "pend_approve" else "A3"
+        code, delay, final, info = sc.pa_course(appeal=bool(appeal_of))
         pa_number = "PA" + self._hex(10).upper()
         self.pas[pa_number] = {"code": code, "final": final, "awaiting_info": bool(info)}
         if final is not None:
