@@ -1,11 +1,12 @@
 """Calibrate the simulator's cost estimate against real workflows: simulate/calibration.json.
 
-    PYTHONPATH=. .venv/bin/python bench/calibrate.py [--patients 6] [--months 6] [--seed 1]
-        [--write]
+    PYTHONPATH=. .venv/bin/python bench/calibrate.py [--template refill_adherence]
+        [--patients 6] [--months 6] [--seed 1] [--write]
 
-For a handful of patients sampled from the `typical` scenario, refill_adherence runs as
-real workflows on the time-skipping dev server, driven by each patient's dispenses as
-bench/simulate.py drives them (`run_real`), and on the simulator (`run_patient`). Every
+For a handful of patients sampled from the `typical` scenario, the template runs as real
+workflows through the whole stack on the time-skipping dev server, moved in lock step as
+the fidelity test moves them (bench/simulate.py `run_real`), and on the simulator
+(`run_patient`, from the same start and pseudonym). Every
 run's history is fetched (continue-as-new makes several) and counted; the simulator's
 count for the same patient is `simulate.cost.units` (1 + its activities, timers,
 signalled events and extra runs). Over all the patients:
@@ -70,12 +71,13 @@ from bench.simulate import (
     run_real,
     time_skipping_env,
 )
+from domain.template import JourneyTemplate
 from domain.template_loader import get_template
 from simulate.cohort import PatientResult, run_patient
 from simulate.cohort_scenario import load_scenario, sample
 from simulate.cost import CALIBRATION, Calibration, units
+from tests.e2e.conftest import PROGRAM as FIDELITY_PROGRAM
 
-TEMPLATE = "refill_adherence"
 SCENARIO = "typical"
 E = EventType
 CHANGE_VERSION = "TemporalChangeVersion"
@@ -124,31 +126,39 @@ def _marker(event: HistoryEvent, actions: Counter[str], local_activity_tasks: se
         actions["side_effect"] += 1
 
 
-async def _real(patients: int, months: float, seed: int) -> list[RealJourney]:
-    template, scenario = get_template(TEMPLATE), load_scenario(SCENARIO)
+async def _real(template: JourneyTemplate, patients: int, months: float, seed: int
+                ) -> list[RealJourney]:  # fmt: skip
     env = await time_skipping_env()
     async with env:
+        scenario = load_scenario(SCENARIO)
         return await run_real(env, template, sample(scenario, patients, seed, months), months)
 
 
-async def _simulated(patients: int, months: float, seed: int) -> list[PatientResult]:
-    template, scenario = get_template(TEMPLATE), load_scenario(SCENARIO)
+async def _simulated(
+    template: JourneyTemplate, real: list[RealJourney], months: float
+) -> list[PatientResult]:
+    """The same patients on the simulator, from the real journeys' start and pseudonym."""
     return [
-        await run_patient(template, patient, months)
-        for patient in sample(scenario, patients, seed, months)
-    ]
+        await run_patient(template, j.patient, months, FIDELITY_PROGRAM, j.started_at,
+                          j.patient_ref)
+        for j in real
+    ]  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--template", default="refill_adherence",
+                        help="template[@version], e.g. specialty_start@2")  # fmt: skip
     parser.add_argument("--patients", type=int, default=6)
     parser.add_argument("--months", type=float, default=6)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--write", action="store_true", help="update simulate/calibration.json")
     args = parser.parse_args()
 
-    simulated = asyncio.run(_simulated(args.patients, args.months, args.seed))
-    real = asyncio.run(_real(args.patients, args.months, args.seed))
+    name, _, version = args.template.partition("@")
+    template = get_template(name, version=int(version) if version else None)
+    real = asyncio.run(_real(template, args.patients, args.months, args.seed))
+    simulated = asyncio.run(_simulated(template, real, args.months))
     print(f"{'patient':>7} {'sim units':>9} {'sim counts':<44} {'actions':>7} {'events':>6} "
           f"{'bytes':>7}  actions by kind")  # fmt: skip
     total = {"units": 0, "actions": 0, "events": 0, "bytes": 0}
@@ -178,10 +188,11 @@ def main() -> None:
     print(f"\nall: {total['units']} units, {total['actions']} actions "
           f"({dict(sorted(kinds.items()))}), {total['events']} events, "
           f"{total['bytes']} bytes")  # fmt: skip
-    print(json.dumps({TEMPLATE: asdict(calibration)}, indent=2))
+    key = f"{template.id}@{template.version}"
+    print(json.dumps({key: asdict(calibration)}, indent=2))
     if args.write:
         known = json.loads(CALIBRATION.read_text(encoding="utf-8")) if CALIBRATION.exists() else {}
-        known[TEMPLATE] = asdict(calibration)
+        known[key] = asdict(calibration)
         CALIBRATION.write_text(json.dumps(known, indent=2) + "\n", encoding="utf-8")
         print(f"written to {CALIBRATION}")
 

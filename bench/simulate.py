@@ -48,6 +48,7 @@ import tempfile
 import time
 import tracemalloc
 from dataclasses import dataclass
+from datetime import datetime
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
@@ -82,6 +83,8 @@ class RealJourney:
     state: JourneyState
     histories: list[WorkflowHistory]
     dispenses: int
+    patient_ref: str
+    started_at: datetime
 
 
 async def time_skipping_env() -> WorkflowEnvironment:
@@ -120,6 +123,7 @@ async def run_real(
                     real.patient, real.driven.journey_id, real.driven.state,
                     await histories(env.client, real.driven.journey_id),
                     sum(day < horizon_days for day in real.patient.refill_days),
+                    real.patient_ref, real.started_at,
                 )
                 for real in done
             ]  # fmt: skip
