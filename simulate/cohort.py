@@ -5,9 +5,10 @@ scripted from the patient's sampled scenario (a Script per template, SCRIPTS).
     cohort = run_cohort(get_template("refill_adherence"), load_scenario("typical"),
                         patients=200, months=12, seed=7)
 
-Each patient runs alone on its own virtual clock: journeys of different patients share
-nothing the policy counts (caps are per person), so running them one after another
-gives what interleaving them would.
+The patients of a batch (BATCH) run interleaved on one clock (simulate/scheduler.py);
+`workers` spreads batches over processes. Patient i depends on (seed, i) alone, and
+journeys of different patients share nothing the policy counts (caps are per person),
+so the cohort is the same however it is split.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ so a step costs the journeys that moved, not the cohort.
 
 The journeys of different patients share nothing the production logic counts (contact
 caps and quiet hours are per patient), so a cohort run here gives each patient what a
-run of that patient alone gives (tested); the shared clock is what lets a cohort have
-an enrollment curve and be read week by week.
+run of that patient alone gives (tested). The shared clock is where what patients would
+share (a hub team's capacity, staggered enrollment) can be modelled; neither is yet.
 """
 
 from __future__ import annotations
