@@ -80,9 +80,8 @@ async def register(stack: Stack, patient: PatientScenario) -> str:
             )
             assert grant.status_code == 201, grant.text
     ref = str(put.json()["patient_ref"])
-    scenario = await httpx.AsyncClient().put(
-        f"{stack.sandbox_url}/_sandbox/scenarios/{ref}", json=sandbox_scenario(patient)
-    )
+    async with httpx.AsyncClient(base_url=stack.sandbox_url) as sandbox:
+        scenario = await sandbox.put(f"/_sandbox/scenarios/{ref}", json=sandbox_scenario(patient))
     scenario.raise_for_status()
     return ref
 
