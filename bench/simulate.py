@@ -62,7 +62,7 @@ from domain.template import JourneyTemplate
 from domain.template_loader import get_template
 from simulate.cohort import Cohort, run_cohort
 from simulate.cohort_scenario import DAYS_PER_MONTH, PatientScenario, load_scenario, sample
-from tests.e2e.conftest import _stack_env, open_stack
+from tests.e2e.conftest import open_stack, stack_env_in
 from tests.fidelity.test_fidelity import run_real as fidelity_run
 from workflows import search_attributes as sa
 
@@ -112,8 +112,10 @@ async def run_real(
     moves them (tests/fidelity/)."""
     horizon_days = round(months * DAYS_PER_MONTH)
     os.environ.setdefault("PITWALL_ENV", "development")  # the stack's dev secrets, as tests
-    with tempfile.TemporaryDirectory(prefix="pitwall-bench-sim-") as data:
-        stack_env = _stack_env(Path(data), f"sqlite:///{Path(data) / 'pitwall.db'}")
+    with (
+        tempfile.TemporaryDirectory(prefix="pitwall-bench-sim-") as data,
+        stack_env_in(Path(data)) as stack_env,
+    ):
         async with open_stack(env, stack_env) as stack:
             done = await asyncio.gather(
                 *(fidelity_run(env, stack, template, p, months) for p in patients)

@@ -197,7 +197,7 @@ async def run_patient(
     id seeds the send-time jitter."""
     journey = prepare(template, patient, months, program, start_at, ref)
     done = await run_journey(journey.start, journey.runtime)
-    return result_of(patient, done, journey.world)
+    return result_of(done, journey.world)
 
 
 async def run_patients(
@@ -210,7 +210,7 @@ async def run_patients(
     for journey in journeys:
         scheduler.add(journey.start, journey.runtime)
     done = await scheduler.run()
-    return [result_of(j.world.patient, d, j.world) for j, d in zip(journeys, done, strict=True)]
+    return [result_of(d, j.world) for j, d in zip(journeys, done, strict=True)]
 
 
 @dataclass
@@ -263,7 +263,7 @@ def journey_start(
     )  # fmt: skip
 
 
-def result_of(patient: PatientScenario, done: Simulated, world: World) -> PatientResult:
+def result_of(done: Simulated, world: World) -> PatientResult:
     state, rt, t0 = done.state, done.runtime, world.start
     refill = state.refill
     decisions = [
@@ -281,7 +281,7 @@ def result_of(patient: PatientScenario, done: Simulated, world: World) -> Patien
     ended = state.completed_steps[-1].finished_at if state.completed_steps else None
     last = rt.now() if state.status == "cancelled" or ended is None else ended
     return PatientResult(
-        index=patient.index,
+        index=world.patient.index,
         template=f"{state.template_id}@{state.template_version}",
         status=state.status,
         stage=state.stage,

@@ -92,7 +92,6 @@ class VirtualRuntime:
         )
         # Contacts through the policy; scripted like partners (default: sent, first channel).
         self.contacts: list[ContactRequest] = []
-        self.task_changes: list[TaskChange] = []
         self.task_log: list[LoggedTask] = []
         # Every completed step, in order (the state keeps only the last few).
         self.steps: list[StepRecord] = []
@@ -118,6 +117,10 @@ class VirtualRuntime:
         # Called when the journey waits for nothing scheduled (an operator's turn, say);
         # it may deliver events and answers True to go on, else the journey is Stuck.
         self.on_idle: Callable[[VirtualRuntime], bool] | None = None
+
+    @property
+    def task_changes(self) -> list[TaskChange]:
+        return [logged.change for logged in self.task_log]
 
     # -- the JourneyRuntime interface ----------------------------------------------
     def now(self) -> datetime:
@@ -181,7 +184,6 @@ class VirtualRuntime:
     async def task_changed(self, change: TaskChange) -> None:
         self._ticks += 1
         self.counts["activity"] += 1
-        self.task_changes.append(change)
         self.task_log.append(LoggedTask(self.clock, change))
         await asyncio.sleep(0)
 

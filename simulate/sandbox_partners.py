@@ -188,12 +188,17 @@ class SandboxPartners:
         return self._answer(pa_number, "A4", rt)
 
     # -- pharmacy -------------------------------------------------------------------
+    def _days_supply(self, call: PartnerCall) -> int:
+        """The scenario's days supply when set explicitly, else the request's (as the
+        sandbox's pharmacy has it)."""
+        if "days_supply" in self.sc.model_fields_set:
+            return self.sc.days_supply
+        return int(call.fields["days_supply"])
+
     def refer(self, call: PartnerCall, rt: VirtualRuntime) -> dict[str, Any]:
         sc, rx_id = self.sc, "rx_" + self._hex(12)
         ndc = str(call.fields["drug_code"])
-        supply = (
-            sc.days_supply if "days_supply" in sc.model_fields_set else call.fields["days_supply"]
-        )
+        supply = self._days_supply(call)
         reject = sc.adjudicate_claim()  # the n-th referral's claim: claim_rejects[n]
         t_fill = rt.now() + timedelta(seconds=sc.fill_after_seconds)
         t_ship = t_fill + timedelta(seconds=sc.ship_after_seconds)
@@ -248,25 +253,28 @@ class SandboxPartners:
 
     # -- pharmacy: the refill program ------------------------------------------------
     def enroll_refills(self, call: PartnerCall, rt: VirtualRuntime) -> dict[str, Any]:
-        """Enrolled at once; each sampled refill day's dispense comes that many days on,
-        handed over at HANDOVER_TIME (UTC) on `starts_on` + the day."""
-        rx_id = "rx_" + self._hex(12)
+        """Enrolled at once; the sandbox's refill script for this patient (the Scenario's
+        `refill_script`: the sampled refill days), each dispense `day` scripted days on,
+        handed over at HANDOVER_TIME (UTC) on `starts_on` + the day. Only completed
+        fills are scripted from a sampled patient."""
+        sc, rx_id = self.sc, "rx_" + self._hex(12)
         starts_on = date.fromisoformat(str(call.fields["starts_on"]))
-        supply = self.sc.days_supply
+        supply = self._days_supply(call)
         code = f"{NDC_SYSTEM}|{call.fields['drug_code']}"
-        groups = sorted(set(self.sc.drug_groups)) or [code]  # as the adapter reads them
-        for n, day in enumerate(self.patient.refill_days, start=1):
-            at = rt.now() + timedelta(days=day)
+        groups = sorted(set(sc.drug_groups)) or [code]  # as the adapter reads them
+        for n, fill in enumerate(sc.refill_script(supply), start=1):
+            at = rt.now() + timedelta(seconds=fill.day * sc.refill_day_seconds)
             if at >= self.world.horizon:
                 break
-            handed = datetime.combine(starts_on + timedelta(days=day), HANDOVER_TIME, UTC)
+            handed = datetime.combine(starts_on + timedelta(days=fill.day), HANDOVER_TIME, UTC)
             rt.deliver(
                 PartnerEvent(
                     event_id=self.event_id(), type="pharmacy.dispensed", correlation_key=rx_id,
                     journey_ref=call.journey_ref, occurred_at=handed,
                     data={"rx_id": rx_id, "dispense_id": f"md-{rx_id.replace('_', '-')}-{n}",
-                          "dispense_status": "completed", "is_fill": True,
-                          "days_supply": supply, "dispensed_at": handed.isoformat(),
+                          "dispense_status": fill.status, "is_fill": True,
+                          "days_supply": fill.days_supply or supply,
+                          "dispensed_at": handed.isoformat(),
                           "medication_code": code, "drug_groups": groups},
                 ),
                 at,

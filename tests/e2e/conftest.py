@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,8 +212,14 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    data = tmp_path_factory.mktemp("stack")
-    # SQLite unless PITWALL_TEST_DATABASE_URL names a Postgres (then a throwaway schema).
+    with stack_env_in(tmp_path_factory.mktemp("stack")) as env:
+        yield env
+
+
+@contextmanager
+def stack_env_in(data: Path) -> Iterator[dict[str, str]]:
+    """A stack's settings, its files under `data`: SQLite unless PITWALL_TEST_DATABASE_URL
+    names a Postgres (then a throwaway schema)."""
     pg = os.environ.get("PITWALL_TEST_DATABASE_URL", "")
     with (
         throwaway_schema(pg) if pg.startswith("postgres")
